@@ -1,0 +1,34 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Module graph (imports flow left to right only, as DESIGN.md draws it):
+// CZstd, COpenBLAS, CLAPACKE -> TensorCore -> CheckpointFormats -> ModelPress -> modelpress
+let package = Package(
+    name: "ModelPress",
+    products: [
+        .library(name: "ModelPress", targets: ["ModelPress"]),
+        .executable(name: "modelpress", targets: ["modelpress"]),
+        .executable(name: "modelpress-bench", targets: ["modelpress-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CLAPACKE", pkgConfig: "lapacke", providers: [.apt(["liblapacke-dev"])]),
+        .target(name: "TensorCore", dependencies: ["COpenBLAS", "CLAPACKE"]),
+        .target(name: "CheckpointFormats", dependencies: ["TensorCore", "CZstd"]),
+        .target(name: "ModelPress", dependencies: ["TensorCore", "CheckpointFormats"]),
+        .executableTarget(
+            name: "modelpress",
+            dependencies: ["ModelPress", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .executableTarget(name: "modelpress-bench", dependencies: ["ModelPress"]),
+        .target(name: "TestSupport", dependencies: ["TensorCore", "CheckpointFormats"], path: "Tests/TestSupport"),
+        .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "TestSupport"]),
+        .testTarget(name: "CheckpointFormatsTests", dependencies: ["CheckpointFormats", "TestSupport"]),
+        .testTarget(name: "ModelPressTests", dependencies: ["ModelPress", "TestSupport"]),
+        .testTarget(name: "modelpressTests", dependencies: ["modelpress", "TestSupport"]),
+    ]
+)

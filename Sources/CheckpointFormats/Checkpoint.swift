@@ -1,0 +1,105 @@
+import TensorCore
+
+/// An ordered list of named tensors plus metadata: what every reader produces and every writer takes.
+///
+/// Invariant: names are unique (`index` maps each name to its position); the order is the file order
+/// (for safetensors, the order of the data offsets; for shards, shard by shard).
+public struct Checkpoint: Sendable {
+    public private(set) var entries: [TensorEntry]
+    public var metadata: [MetadataEntry]
+    private var index: [String: Int]
+
+    /// Builds a checkpoint; throws `CheckpointError.duplicateTensor` if a name repeats.
+    public init(entries: [TensorEntry], metadata: [MetadataEntry] = []) throws(CheckpointError) {
+        var index: [String: Int] = [:]
+        for (i, e) in entries.enumerated() {
+            guard index.updateValue(i, forKey: e.name) == nil else { throw .duplicateTensor(e.name) }
+        }
+        self.entries = entries
+        self.metadata = metadata
+        self.index = index
+    }
+
+    public var count: Int { entries.count }
+
+    /// The entry named `name`, if any.
+    public subscript(name: String) -> TensorEntry? {
+        index[name].map { entries[$0] }
+    }
+
+    /// Replaces the payload of the entry at `position` (name and order are kept).
+    public mutating func replacePayload(at position: Int, with payload: TensorPayload) {
+        entries[position].payload = payload
+    }
+
+    /// The first metadata value stored under `key`.
+    public func metadataValue(_ key: String) -> MetadataValue? {
+        metadata.first(where: { $0.key == key })?.value
+    }
+
+    /// Total elements over all tensors.
+    public var parameterCount: Int { entries.reduce(0) { $0 + $1.elementCount } }
+    /// Total payload bytes over all tensors.
+    public var byteCount: Int { entries.reduce(0) { $0 + $1.byteCount } }
+}
+
+/// One named tensor of a checkpoint.
+public struct TensorEntry: Sendable {
+    public let name: String
+    public var payload: TensorPayload
+
+    public init(name: String, payload: TensorPayload) {
+        self.name = name
+        self.payload = payload
+    }
+
+    public init(name: String, tensor: DenseTensor) {
+        self.init(name: name, payload: .dense(tensor))
+    }
+
+    public var shape: Shape {
+        switch payload { case .dense(let t): t.shape }
+    }
+    public var elementCount: Int { shape.elementCount }
+    public var byteCount: Int {
+        switch payload { case .dense(let t): t.byteCount }
+    }
+    /// A short label of the storage, e.g. `F32`.
+    public var encodingName: String {
+        switch payload { case .dense(let t): t.dtype.rawValue }
+    }
+}
+
+/// What a tensor entry holds. Later passes add quantized and shared payloads.
+public enum TensorPayload: Sendable {
+    /// Plain dtype + shape + bytes, memory-mapped from the input until a pass touches it.
+    case dense(DenseTensor)
+}
+
+/// A key and its value in checkpoint metadata (file order kept).
+public struct MetadataEntry: Sendable, Equatable {
+    public let key: String
+    public var value: MetadataValue
+    public init(key: String, value: MetadataValue) {
+        self.key = key
+        self.value = value
+    }
+}
+
+/// A metadata value. safetensors stores strings only; GGUF adds typed values.
+public enum MetadataValue: Sendable, Equatable, CustomStringConvertible {
+    case string(String)
+
+    public var description: String {
+        switch self { case .string(let s): s }
+    }
+}
+
+/// Structural problems of a checkpoint (exit 65).
+public enum CheckpointError: Error, Equatable, Sendable, CustomStringConvertible, InputDataError {
+    case duplicateTensor(String)
+
+    public var description: String {
+        switch self { case .duplicateTensor(let n): "duplicate tensor name '\(n)'" }
+    }
+}

@@ -1,0 +1,118 @@
+import TensorCore
+
+/// Writes safetensors files deterministically and atomically.
+///
+/// The header is compact JSON (`__metadata__` first, then tensors in data order, each with `dtype`,
+/// `shape`, `data_offsets`), padded with spaces so that 8 + N is a multiple of 8. With
+/// `.reference` ordering (dtype in descending declaration order, then name) and at most one metadata
+/// key, the bytes equal those of the reference `safetensors` writer. Tensors are produced one at a
+/// time, so only one tensor needs to be in memory.
+public enum SafetensorsWriter {
+    /// Tensor order in the output.
+    public enum Ordering: Sendable {
+        /// The order given (for ModelPress, the input checkpoint's order).
+        case preserve
+        /// The safetensors crate's order: dtype descending (U64, I64, F64, ..., BOOL), then name.
+        case reference
+    }
+
+    /// Name, dtype and shape of a tensor to write.
+    public struct PlannedTensor: Sendable, Equatable {
+        public let name: String
+        public let dtype: DType
+        public let shape: Shape
+        public init(name: String, dtype: DType, shape: Shape) {
+            self.name = name
+            self.dtype = dtype
+            self.shape = shape
+        }
+    }
+
+    /// Header bytes (length prefix included) for tensors laid out in the given order.
+    public static func encodeHeader(metadata: [(key: String, value: String)], tensors: [PlannedTensor]) throws(SafetensorsWriteError) -> [UInt8] {
+        var json = "{"
+        var first = true
+        if !metadata.isEmpty {
+            json += "\"__metadata__\":{" + metadata.map { JSONWriter.quoted($0.key) + ":" + JSONWriter.quoted($0.value) }.joined(separator: ",") + "}"
+            first = false
+        }
+        var offset = 0
+        var seen = Set<String>()
+        for t in tensors {
+            guard t.name != "__metadata__", seen.insert(t.name).inserted else { throw .invalidTensorName(t.name) }
+            guard let n = t.dtype.byteCount(elementCount: t.shape.elementCount) else { throw .invalidShape(tensor: t.name) }
+            if !first { json += "," }
+            first = false
+            let dims = t.shape.dimensions.map(String.init).joined(separator: ",")
+            json += JSONWriter.quoted(t.name) + ":{\"dtype\":\"\(t.dtype.rawValue)\",\"shape\":[\(dims)],\"data_offsets\":[\(offset),\(offset + n)]}"
+            offset += n
+        }
+        json += "}"
+        var header = Array(json.utf8)
+        header.append(contentsOf: repeatElement(UInt8(ascii: " "), count: (8 - header.count % 8) % 8))
+        guard UInt64(header.count) <= SafetensorsHeader.maximumHeaderLength else { throw .headerTooLarge(header.count) }
+        return withUnsafeBytes(of: UInt64(header.count).littleEndian, Array.init) + header
+    }
+
+    /// The order in which `tensors` will be written.
+    public static func arrange(_ tensors: [PlannedTensor], _ ordering: Ordering) -> [PlannedTensor] {
+        switch ordering {
+        case .preserve: tensors
+        case .reference:
+            tensors.sorted { a, b in
+                if a.dtype != b.dtype { return a.dtype.referenceRank > b.dtype.referenceRank }
+                return a.name.utf8.lexicographicallyPrecedes(b.name.utf8)   // byte order, as Rust compares strings
+            }
+        }
+    }
+
+    /// Writes `tensors` to `path`, calling `produce` once per tensor in output order to get its bytes.
+    /// The file appears only when complete.
+    public static func write(to path: String, metadata: [(key: String, value: String)], tensors: [PlannedTensor],
+                             ordering: Ordering = .preserve, produce: (PlannedTensor) throws -> DenseTensor) throws {
+        let ordered = arrange(tensors, ordering)
+        let header = try encodeHeader(metadata: metadata, tensors: ordered)
+        let output = try AtomicFileWriter(destination: path)
+        try output.write(header)
+        for planned in ordered {
+            let tensor = try produce(planned)
+            guard tensor.dtype == planned.dtype, tensor.shape == planned.shape else {
+                throw SafetensorsWriteError.producedMismatch(tensor: planned.name)
+            }
+            try tensor.storage.withUnsafeBytes { bytes in try output.write(bytes) }
+        }
+        try output.commit()
+    }
+
+    /// Writes a checkpoint of dense tensors.
+    public static func write(_ checkpoint: Checkpoint, to path: String, ordering: Ordering = .preserve) throws {
+        var byName: [String: DenseTensor] = [:]
+        var planned: [PlannedTensor] = []
+        for entry in checkpoint.entries {
+            guard case .dense(let t) = entry.payload else { throw SafetensorsWriteError.unsupportedPayload(tensor: entry.name) }
+            byName[entry.name] = t
+            planned.append(PlannedTensor(name: entry.name, dtype: t.dtype, shape: t.shape))
+        }
+        let metadata = checkpoint.metadata.map { (key: $0.key, value: $0.value.description) }
+        try write(to: path, metadata: metadata, tensors: planned, ordering: ordering) { byName[$0.name]! }
+    }
+}
+
+/// Problems found while writing safetensors (programmer or pipeline errors, exit 1).
+public enum SafetensorsWriteError: Error, Equatable, Sendable, CustomStringConvertible {
+    case invalidTensorName(String)
+    case invalidShape(tensor: String)
+    case headerTooLarge(Int)
+    case producedMismatch(tensor: String)
+    case unsupportedPayload(tensor: String)
+
+    public var description: String {
+        switch self {
+        case .invalidTensorName(let n): "cannot write tensor '\(n)': the name is reserved or repeated"
+        case .invalidShape(let n): "cannot write tensor '\(n)': its byte count is undefined"
+        case .headerTooLarge(let n): "cannot write a \(n)-byte safetensors header (limit 100000000)"
+        case .producedMismatch(let n): "internal error: tensor '\(n)' changed dtype or shape while writing"
+        case .unsupportedPayload(let n): "tensor '\(n)' is not dense and cannot be written as plain safetensors"
+        }
+    }
+}

@@ -1,0 +1,16 @@
+import ArgumentParser
+import ModelPress
+
+@main
+struct ModelPressCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "modelpress",
+        abstract: "Compress neural-network checkpoints (safetensors, GGUF) with recipe files.",
+        discussion: """
+        Exit codes: 0 success, 1 I/O or runtime failure, 64 usage error, 65 bad input data \
+        (malformed checkpoint, bad recipe or calibration file).
+        """,
+        version: ModelPressVersion.string,
+        subcommands: [InspectCommand.self, ConvertCommand.self]
+    )
+}
