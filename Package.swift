@@ -18,7 +18,12 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CLAPACKE", pkgConfig: "lapacke", providers: [.apt(["liblapacke-dev"])]),
         .target(name: "TensorCore", dependencies: ["COpenBLAS", "CLAPACKE"]),
-        .target(name: "CheckpointFormats", dependencies: ["TensorCore", "CZstd"]),
+        .target(
+            name: "CheckpointFormats",
+            dependencies: ["TensorCore", "CZstd"],
+            // The block codecs call sqrtf/roundf from libm, which nothing else links on Linux.
+            linkerSettings: [.linkedLibrary("m", .when(platforms: [.linux]))]
+        ),
         .target(name: "ModelPress", dependencies: ["TensorCore", "CheckpointFormats"]),
         .executableTarget(
             name: "modelpress",
@@ -28,6 +33,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["TensorCore", "CheckpointFormats"], path: "Tests/TestSupport"),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "TestSupport"]),
         .testTarget(name: "CheckpointFormatsTests", dependencies: ["CheckpointFormats", "TestSupport"]),
+        // Tests/Fixtures holds data files read through #filePath (byte-exact references).
         .testTarget(name: "ModelPressTests", dependencies: ["ModelPress", "TestSupport"]),
         .testTarget(name: "modelpressTests", dependencies: ["modelpress", "TestSupport"]),
     ]

@@ -2,18 +2,19 @@ import TensorCore
 
 /// An ordered list of named tensors plus metadata: what every reader produces and every writer takes.
 ///
-/// Invariant: names are unique (`index` maps each name to its position); the order is the file order
-/// (for safetensors, the order of the data offsets; for shards, shard by shard).
+/// Invariant: names are unique as byte strings (`index` maps each name's UTF-8 bytes to its position;
+/// Unicode-equivalent but differently encoded names are distinct, as in the file formats); the order is
+/// the file order (for safetensors, the order of the data offsets; for shards, shard by shard).
 public struct Checkpoint: Sendable {
     public private(set) var entries: [TensorEntry]
     public var metadata: [MetadataEntry]
-    private var index: [String: Int]
+    private var index: [[UInt8]: Int]
 
     /// Builds a checkpoint; throws `CheckpointError.duplicateTensor` if a name repeats.
     public init(entries: [TensorEntry], metadata: [MetadataEntry] = []) throws(CheckpointError) {
-        var index: [String: Int] = [:]
+        var index: [[UInt8]: Int] = [:]
         for (i, e) in entries.enumerated() {
-            guard index.updateValue(i, forKey: e.name) == nil else { throw .duplicateTensor(e.name) }
+            guard index.updateValue(i, forKey: Array(e.name.utf8)) == nil else { throw .duplicateTensor(e.name) }
         }
         self.entries = entries
         self.metadata = metadata
@@ -24,7 +25,7 @@ public struct Checkpoint: Sendable {
 
     /// The entry named `name`, if any.
     public subscript(name: String) -> TensorEntry? {
-        index[name].map { entries[$0] }
+        index[Array(name.utf8)].map { entries[$0] }
     }
 
     /// Replaces the payload of the entry at `position` (name and order are kept).
@@ -34,7 +35,7 @@ public struct Checkpoint: Sendable {
 
     /// The first metadata value stored under `key`.
     public func metadataValue(_ key: String) -> MetadataValue? {
-        metadata.first(where: { $0.key == key })?.value
+        metadata.first(where: { $0.key.utf8.elementsEqual(key.utf8) })?.value
     }
 
     /// Total elements over all tensors.
@@ -58,15 +59,24 @@ public struct TensorEntry: Sendable {
     }
 
     public var shape: Shape {
-        switch payload { case .dense(let t): t.shape }
+        switch payload {
+        case .dense(let t): t.shape
+        case .ggml(let t): t.shape
+        }
     }
     public var elementCount: Int { shape.elementCount }
     public var byteCount: Int {
-        switch payload { case .dense(let t): t.byteCount }
+        switch payload {
+        case .dense(let t): t.byteCount
+        case .ggml(let t): t.storage.count
+        }
     }
-    /// A short label of the storage, e.g. `F32`.
+    /// A short label of the storage, e.g. `F32` or `Q4_K`.
     public var encodingName: String {
-        switch payload { case .dense(let t): t.dtype.rawValue }
+        switch payload {
+        case .dense(let t): t.dtype.rawValue
+        case .ggml(let t): t.typeName
+        }
     }
 }
 
@@ -74,6 +84,8 @@ public struct TensorEntry: Sendable {
 public enum TensorPayload: Sendable {
     /// Plain dtype + shape + bytes, memory-mapped from the input until a pass touches it.
     case dense(DenseTensor)
+    /// A tensor in a ggml block layout (Q4_K, Q8_0, ...), or an opaque future ggml type.
+    case ggml(GGMLTensor)
 }
 
 /// A key and its value in checkpoint metadata (file order kept).
@@ -86,12 +98,24 @@ public struct MetadataEntry: Sendable, Equatable {
     }
 }
 
-/// A metadata value. safetensors stores strings only; GGUF adds typed values.
+/// A metadata value. safetensors stores strings only; GGUF values keep their exact GGUF type.
 public enum MetadataValue: Sendable, Equatable, CustomStringConvertible {
     case string(String)
+    case gguf(GGUFValue)
 
     public var description: String {
-        switch self { case .string(let s): s }
+        switch self {
+        case .string(let s): s
+        case .gguf(let v): v.description
+        }
+    }
+
+    /// The value as GGUF stores it (a safetensors string becomes a GGUF string).
+    public var ggufValue: GGUFValue {
+        switch self {
+        case .string(let s): .string(s)
+        case .gguf(let v): v
+        }
     }
 }
 

@@ -24,21 +24,41 @@ public enum CheckpointFormat: String, Sendable, CustomStringConvertible {
         let head = Array(file.bytes.prefix(8))
         if head.starts(with: [0x47, 0x47, 0x55, 0x46]) { return (.gguf, path) }           // "GGUF"
         if head.starts(with: [0x28, 0xB5, 0x2F, 0xFD]) { return (.zstd, path) }           // zstd frame magic
-        if path.hasSuffix(".json") || head.first.map({ $0 == UInt8(ascii: "{") }) == true { return (.shardedSafetensors, path) }
+        // A safetensors file starts with a plausible u64 header length (whose low byte may be '{').
+        if head.count == 8 {
+            let length = head.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
+            if length <= SafetensorsHeader.maximumHeaderLength && length <= UInt64(file.byteCount - 8) { return (.safetensors, path) }
+        }
+        if path.hasSuffix(".json") || head.first(where: { ![0x20, 0x09, 0x0A, 0x0D].contains($0) }) == UInt8(ascii: "{") {
+            return (.shardedSafetensors, path)
+        }
         return (.safetensors, path)
+    }
+}
+
+extension CheckpointFormat {
+    /// Every file a checkpoint path reads: the file itself, or a sharded index and all its shards.
+    public static func sourceFiles(path: String) throws -> [String] {
+        let (format, resolved) = try detect(path: path)
+        guard format == .shardedSafetensors else { return [resolved] }
+        let folder = resolved.lastIndex(of: "/").map { String(resolved[..<$0]) } ?? "."
+        var seen = Set<[UInt8]>()
+        let shards = try ShardedSafetensors.weightMap(indexPath: resolved).map(\.shard).filter { seen.insert(Array($0.utf8)).inserted }
+        return [resolved] + shards.map { folder + "/" + $0 }
     }
 }
 
 /// Opens any supported checkpoint path as a `Checkpoint`.
 public enum CheckpointReader {
-    /// Opens a `.safetensors` file, a sharded index (or its folder). Other formats are reported as
-    /// not yet supported.
+    /// Opens a `.safetensors` file, a sharded index (or its folder), or a GGUF file. zstd-compressed
+    /// inputs are reported as not yet supported.
     public static func open(path: String) throws -> Checkpoint {
         let (format, resolved) = try CheckpointFormat.detect(path: path)
         switch format {
         case .safetensors: return try SafetensorsReader.open(path: resolved)
         case .shardedSafetensors: return try ShardedSafetensors.open(indexPath: resolved)
-        case .gguf, .zstd: throw CheckpointOpenError.notYetSupported(path: path, format: format)
+        case .gguf: return try GGUFReader.open(path: resolved)
+        case .zstd: throw CheckpointOpenError.notYetSupported(path: path, format: format)
         }
     }
 }

@@ -1,58 +1,174 @@
 import TensorCore
 import CheckpointFormats
 
-/// `modelpress convert`: re-writes a checkpoint, optionally casting every float tensor to one dtype.
+/// `modelpress convert`: re-writes a checkpoint in the format its output extension picks
+/// (`.safetensors` or `.gguf`), optionally casting float tensors (`--dtype`) or quantizing weights to
+/// ggml block types the way llama-quantize does (`--type`, optional `--imatrix`).
 ///
 /// Streaming: tensors are read from the memory map and written one at a time, so peak memory is
-/// about one tensor (the converted copy), whatever the checkpoint size. Non-float tensors (integers,
-/// BOOL, opaque sub-byte types) are copied unchanged. Casts round to nearest even (FP8 saturates).
+/// about one tensor (its float copy and its encoded copy), whatever the checkpoint size. Non-float
+/// tensors are copied unchanged; casts round to nearest even (FP8 saturates). ggml block tensors are
+/// copied into GGUF outputs and dequantized (to `--dtype`, default F32) for safetensors outputs.
 public struct CheckpointConversion: Sendable {
+    public struct Options: Sendable {
+        /// Cast float tensors to this dtype (F32, F16 or BF16).
+        public var dtype: DType?
+        /// Quantize weights to a ggml type or preset (GGUF outputs only).
+        public var quantization: QuantizationTarget?
+        /// Importance weights per input column for the block quantizers.
+        public var importancePath: String?
+        /// For `.pure` types: apply llama-quantize's shape fallback instead of refusing a tensor
+        /// whose rows are not whole blocks.
+        public var allowFallback = false
+        public var threadCount = 1
+
+        public init(dtype: DType? = nil, quantization: QuantizationTarget? = nil, importancePath: String? = nil,
+                    allowFallback: Bool = false, threadCount: Int = 1) {
+            self.dtype = dtype
+            self.quantization = quantization
+            self.importancePath = importancePath
+            self.allowFallback = allowFallback
+            self.threadCount = threadCount
+        }
+    }
+
+    public enum OutputFormat: Sendable { case safetensors, gguf }
+
     public let inputPath: String
     public let outputPath: String
-    /// The float dtype to cast to (F32, F16 or BF16), or nil to keep dtypes.
-    public let targetDType: DType?
+    public let outputFormat: OutputFormat
+    public let options: Options
+    /// Lines for stderr (tensors the imatrix does not cover, ...), filled by `run()`.
+    public private(set) var warnings: [String] = []
 
     public static let castTargets: [DType] = [.f32, .f16, .bf16]
 
-    public init(inputPath: String, outputPath: String, targetDType: DType?) throws(UsageError) {
-        if let t = targetDType, !CheckpointConversion.castTargets.contains(t) {
+    public init(inputPath: String, outputPath: String, options: Options = Options()) throws(UsageError) {
+        if let t = options.dtype, !CheckpointConversion.castTargets.contains(t) {
             throw UsageError("--dtype must be f32, f16 or bf16 (got \(t.rawValue.lowercased()))")
         }
-        guard outputPath.hasSuffix(".safetensors") else {
-            if outputPath.hasSuffix(".gguf") || outputPath.hasSuffix(".zst") {
-                throw UsageError("\(outputPath): GGUF and zstd outputs are not yet supported; write a .safetensors file")
-            }
-            throw UsageError("\(outputPath): the output extension picks the writer; use .safetensors")
+        if outputPath.hasSuffix(".safetensors") {
+            outputFormat = .safetensors
+        } else if outputPath.hasSuffix(".gguf") {
+            outputFormat = .gguf
+        } else if outputPath.hasSuffix(".zst") {
+            throw UsageError("\(outputPath): zstd outputs are not yet supported; write .safetensors or .gguf")
+        } else {
+            throw UsageError("\(outputPath): the output extension picks the writer; use .safetensors or .gguf")
         }
+        if options.quantization != nil && outputFormat != .gguf { throw UsageError("--type needs a .gguf output") }
+        if options.importancePath != nil && options.quantization == nil { throw UsageError("--imatrix needs --type") }
         self.inputPath = inputPath
         self.outputPath = outputPath
-        self.targetDType = targetDType
+        self.options = options
     }
 
-    /// The dtype a tensor of `dtype` is written as.
+    /// The dtype a dense tensor of `dtype` is written as.
     public func outputDType(for dtype: DType) -> DType {
-        guard let target = targetDType, dtype.isConvertibleFloat else { return dtype }
+        guard let target = options.dtype, dtype.isConvertibleFloat else { return dtype }
         return target
     }
 
     /// Runs the conversion and returns the written checkpoint's summary.
     @discardableResult
-    public func run() throws -> CheckpointSummary {
-        if let a = FileSystem.identity(inputPath), let b = FileSystem.identity(outputPath), a == b {
+    public mutating func run() throws -> CheckpointSummary {
+        if let output = FileSystem.identity(outputPath),
+           try CheckpointFormat.sourceFiles(path: inputPath).contains(where: { FileSystem.identity($0).map { $0 == output } ?? false }) {
             throw UsageError("\(outputPath): the output would overwrite the input")
         }
         let input = try CheckpointReader.open(path: inputPath)
-        var planned: [SafetensorsWriter.PlannedTensor] = []
-        var sources: [String: DenseTensor] = [:]
-        for entry in input.entries {
-            guard case .dense(let tensor) = entry.payload else { continue }
-            planned.append(.init(name: entry.name, dtype: outputDType(for: tensor.dtype), shape: tensor.shape))
-            sources[entry.name] = tensor
-        }
-        let metadata = input.metadata.map { (key: $0.key, value: $0.value.description) }
-        try SafetensorsWriter.write(to: outputPath, metadata: metadata, tensors: planned) { plan in
-            try sources[plan.name]!.converted(to: plan.dtype)
+        switch outputFormat {
+        case .safetensors: try writeSafetensors(input)
+        case .gguf: try writeGGUF(input)
         }
         return try CheckpointSummary(path: outputPath)
+    }
+
+    private func writeSafetensors(_ input: Checkpoint) throws {
+        var planned: [SafetensorsWriter.PlannedTensor] = []
+        for entry in input.entries {
+            switch entry.payload {
+            case .dense(let tensor):
+                planned.append(.init(name: entry.name, dtype: outputDType(for: tensor.dtype), shape: tensor.shape))
+            case .ggml(let tensor):
+                planned.append(.init(name: entry.name, dtype: options.dtype ?? .f32, shape: tensor.shape))
+            }
+        }
+        let metadata = input.metadata.map { (key: $0.key, value: $0.value.description) }
+        let threads = options.threadCount
+        try SafetensorsWriter.write(to: outputPath, metadata: metadata, tensors: planned) { position in
+            let name = input.entries[position].name
+            switch input.entries[position].payload {
+            case .dense(let t): return try t.converted(to: planned[position].dtype)
+            case .ggml(let t):
+                let values = try GGMLQuantization.dequantize(t, name: name, threadCount: threads)
+                return try DenseTensor(floats: values, shape: t.shape, dtype: planned[position].dtype)
+            }
+        }
+    }
+
+    private mutating func writeGGUF(_ input: Checkpoint) throws {
+        var entries = input.entries
+        var metadata = input.metadata.map { (key: $0.key, value: $0.value.ggufValue) }
+        var assigned = [GGMLType?](repeating: nil, count: entries.count)
+        var importance: ImportanceMatrix?
+        if let target = options.quantization {
+            if input.metadataValue("general.architecture") != nil { entries = LlamaTensorOrder.sorted(entries) }
+            let rules = LlamaTensorTypeRules(target: target, allowFallback: options.allowFallback)
+            assigned = try rules.assign(entries.map { ($0.name, $0.shape) })
+            if let path = options.importancePath { importance = try ImportanceMatrix.load(path: path) }
+            metadata = LlamaQuantizeMetadata.update(metadata, fileType: target.fileType, importance: importance, importancePath: options.importancePath)
+        }
+        var planned: [GGUFWriter.PlannedTensor] = []
+        for (entry, type) in zip(entries, assigned) {
+            switch entry.payload {
+            case .dense(let tensor):
+                if let type {
+                    guard tensor.dtype.isConvertibleFloat else { throw ConversionError.notFloat(tensor: entry.name, dtype: tensor.dtype) }
+                    let rowBytes = type.rowByteCount(elements: tensor.shape.dimensions.last ?? 1)!
+                    planned.append(.init(name: entry.name, typeID: type.rawValue, shape: tensor.shape,
+                                         byteCount: rowBytes * (tensor.elementCount / max(tensor.shape.dimensions.last ?? 1, 1))))
+                } else {
+                    let dtype = outputDType(for: tensor.dtype)
+                    guard let ggml = GGMLType(denseDType: dtype) else { throw ConversionError.unstorable(tensor: entry.name, dtype: dtype) }
+                    planned.append(.init(name: entry.name, typeID: ggml.rawValue, shape: tensor.shape,
+                                         byteCount: dtype.byteCount(elementCount: tensor.elementCount)!))
+                }
+            case .ggml(let tensor):
+                if let type, type.rawValue != tensor.typeID {
+                    throw ConversionError.requantize(tensor: entry.name, from: tensor.typeName, to: type.name)
+                }
+                planned.append(.init(name: entry.name, typeID: tensor.typeID, shape: tensor.shape, byteCount: tensor.storage.count))
+            }
+        }
+        for (entry, type) in zip(entries, assigned) where type?.isBlockQuantized == true && importance != nil && importance![entry.name] == nil {
+            warnings.append("did not find importance weights for \(entry.name)")
+        }
+        let threads = options.threadCount
+        try GGUFWriter.write(to: outputPath, metadata: metadata, tensors: planned) { [self] position in
+            let entry = entries[position]
+            switch entry.payload {
+            case .ggml(let t): return t.storage
+            case .dense(let t):
+                guard let type = assigned[position] else { return try t.converted(to: outputDType(for: t.dtype)).storage }
+                if let dtype = type.denseDType { return try t.converted(to: dtype).storage }
+                return try GGMLQuantization.quantize(t, name: entry.name, to: type, importance: importance?[entry.name], threadCount: threads).storage
+            }
+        }
+    }
+}
+
+/// Conversions the input cannot take (exit 65).
+public enum ConversionError: Error, Equatable, Sendable, CustomStringConvertible, InputDataError {
+    case unstorable(tensor: String, dtype: DType)
+    case notFloat(tensor: String, dtype: DType)
+    case requantize(tensor: String, from: String, to: String)
+
+    public var description: String {
+        switch self {
+        case .unstorable(let n, let d): "tensor '\(n)' has dtype \(d), which GGUF cannot store (GGUF holds F32, F16, BF16, F64 and I8–I64)"
+        case .notFloat(let n, let d): "tensor '\(n)' has dtype \(d); only float tensors can be quantized"
+        case .requantize(let n, let a, let b): "tensor '\(n)' is already \(a); requantizing to \(b) is not supported (start from the F32/F16/BF16 model)"
+        }
     }
 }

@@ -9,6 +9,22 @@ enum Console {
     static func standardOutput(_ text: String) { write(1, text) }
     static func standardError(_ text: String) { write(2, text) }
 
+    /// `text` with control characters (which may come from names inside a hostile file) escaped as
+    /// `\n`, `\t` or `\u{1b}`, so a message stays one line and cannot drive the terminal.
+    static func printable(_ text: String) -> String {
+        var out = ""
+        for scalar in text.unicodeScalars {
+            switch scalar.value {
+            case 0x0A: out += "\\n"
+            case 0x0D: out += "\\r"
+            case 0x09: out += "\\t"
+            case 0..<0x20, 0x7F, 0x80..<0xA0, 0x2028, 0x2029: out += "\\u{" + String(scalar.value, radix: 16) + "}"
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+
     private static func write(_ fd: Int32, _ text: String) {
         var bytes = Array(text.utf8)
         var offset = 0
@@ -29,7 +45,7 @@ func reportingErrors(_ body: () throws -> Void) throws {
     } catch let error as ExitCode {
         throw error
     } catch {
-        Console.standardError("modelpress: error: \(error)\n")
+        Console.standardError("modelpress: error: \(Console.printable(String(describing: error)))\n")
         throw ExitCode(ExitStatus.code(for: error))
     }
 }

@@ -193,5 +193,9 @@ public struct JSONParser {
 public struct JSONError: Error, Equatable, Sendable, CustomStringConvertible {
     public let message: String
     public let offset: Int
+    public init(message: String, offset: Int) {
+        self.message = message
+        self.offset = offset
+    }
     public var description: String { "\(message) at byte \(offset)" }
 }

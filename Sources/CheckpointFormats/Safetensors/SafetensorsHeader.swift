@@ -46,9 +46,12 @@ public struct SafetensorsHeader: Sendable, Equatable {
 
         var metadata: [(key: String, value: String)] = []
         var infos: [(info: TensorInfo, order: Int)] = []
-        var seen = Set<String>()
+        // Names compare as bytes (as in the reference and `Checkpoint`), not by Unicode equivalence.
+        var seen = Set<[UInt8]>()
         for (order, member) in members.enumerated() {
-            guard seen.insert(member.key).inserted else { throw fail(.duplicateTensor(member.key)) }
+            guard seen.insert(Array(member.key.utf8)).inserted else {
+                throw fail(member.key == "__metadata__" ? .invalidJSON("__metadata__ appears more than once") : .duplicateTensor(member.key))
+            }
             if member.key == "__metadata__" {
                 metadata = try SafetensorsHeader.parseMetadata(member.value, fail: fail)
                 continue
@@ -81,11 +84,11 @@ public struct SafetensorsHeader: Sendable, Equatable {
     private static func parseMetadata(_ value: JSONValue, fail: (SafetensorsError.Kind) -> SafetensorsError) throws(SafetensorsError) -> [(key: String, value: String)] {
         if value == .null { return [] }
         guard let members = value.objectMembers else { throw fail(.invalidJSON("__metadata__ is \(value.kindName), not an object of strings")) }
-        var seen = Set<String>()
+        var seen = Set<[UInt8]>()
         var result: [(key: String, value: String)] = []
         for m in members {
             guard let s = m.value.stringValue else { throw fail(.invalidJSON("__metadata__ value of '\(m.key)' is \(m.value.kindName), not a string")) }
-            guard seen.insert(m.key).inserted else { throw fail(.invalidJSON("__metadata__ repeats the key '\(m.key)'")) }
+            guard seen.insert(Array(m.key.utf8)).inserted else { throw fail(.invalidJSON("__metadata__ repeats the key '\(m.key)'")) }
             result.append((m.key, s))
         }
         return result

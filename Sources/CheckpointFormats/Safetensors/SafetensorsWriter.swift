@@ -37,9 +37,9 @@ public enum SafetensorsWriter {
             first = false
         }
         var offset = 0
-        var seen = Set<String>()
+        var seen = Set<[UInt8]>()
         for t in tensors {
-            guard t.name != "__metadata__", seen.insert(t.name).inserted else { throw .invalidTensorName(t.name) }
+            guard t.name != "__metadata__", seen.insert(Array(t.name.utf8)).inserted else { throw .invalidTensorName(t.name) }
             guard let n = t.dtype.byteCount(elementCount: t.shape.elementCount) else { throw .invalidShape(tensor: t.name) }
             if !first { json += "," }
             first = false
@@ -54,28 +54,30 @@ public enum SafetensorsWriter {
         return withUnsafeBytes(of: UInt64(header.count).littleEndian, Array.init) + header
     }
 
-    /// The order in which `tensors` will be written.
-    public static func arrange(_ tensors: [PlannedTensor], _ ordering: Ordering) -> [PlannedTensor] {
+    /// The positions in `tensors`, in the order they will be written.
+    public static func arrange(_ tensors: [PlannedTensor], _ ordering: Ordering) -> [Int] {
         switch ordering {
-        case .preserve: tensors
+        case .preserve: Array(tensors.indices)
         case .reference:
-            tensors.sorted { a, b in
+            tensors.indices.sorted { i, j in
+                let a = tensors[i], b = tensors[j]
                 if a.dtype != b.dtype { return a.dtype.referenceRank > b.dtype.referenceRank }
                 return a.name.utf8.lexicographicallyPrecedes(b.name.utf8)   // byte order, as Rust compares strings
             }
         }
     }
 
-    /// Writes `tensors` to `path`, calling `produce` once per tensor in output order to get its bytes.
-    /// The file appears only when complete.
+    /// Writes `tensors` to `path`, calling `produce` with each tensor's position in `tensors`, once per
+    /// tensor in output order, to get its bytes. The file appears only when complete.
     public static func write(to path: String, metadata: [(key: String, value: String)], tensors: [PlannedTensor],
-                             ordering: Ordering = .preserve, produce: (PlannedTensor) throws -> DenseTensor) throws {
-        let ordered = arrange(tensors, ordering)
-        let header = try encodeHeader(metadata: metadata, tensors: ordered)
+                             ordering: Ordering = .preserve, produce: (Int) throws -> DenseTensor) throws {
+        let order = arrange(tensors, ordering)
+        let header = try encodeHeader(metadata: metadata, tensors: order.map { tensors[$0] })
         let output = try AtomicFileWriter(destination: path)
         try output.write(header)
-        for planned in ordered {
-            let tensor = try produce(planned)
+        for position in order {
+            let planned = tensors[position]
+            let tensor = try produce(position)
             guard tensor.dtype == planned.dtype, tensor.shape == planned.shape else {
                 throw SafetensorsWriteError.producedMismatch(tensor: planned.name)
             }
@@ -86,15 +88,15 @@ public enum SafetensorsWriter {
 
     /// Writes a checkpoint of dense tensors.
     public static func write(_ checkpoint: Checkpoint, to path: String, ordering: Ordering = .preserve) throws {
-        var byName: [String: DenseTensor] = [:]
+        var tensors: [DenseTensor] = []
         var planned: [PlannedTensor] = []
         for entry in checkpoint.entries {
             guard case .dense(let t) = entry.payload else { throw SafetensorsWriteError.unsupportedPayload(tensor: entry.name) }
-            byName[entry.name] = t
+            tensors.append(t)
             planned.append(PlannedTensor(name: entry.name, dtype: t.dtype, shape: t.shape))
         }
         let metadata = checkpoint.metadata.map { (key: $0.key, value: $0.value.description) }
-        try write(to: path, metadata: metadata, tensors: planned, ordering: ordering) { byName[$0.name]! }
+        try write(to: path, metadata: metadata, tensors: planned, ordering: ordering) { tensors[$0] }
     }
 }
 

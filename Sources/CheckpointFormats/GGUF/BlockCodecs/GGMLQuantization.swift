@@ -1,0 +1,94 @@
+import TensorCore
+
+/// Quantizes dense float tensors to ggml block types and back, row by row.
+///
+/// A row is the innermost dimension (numpy's last, GGUF's ne[0]); blocks run along it. Rows are
+/// independent, so they are split over `threadCount` workers in fixed contiguous ranges: the output
+/// bytes do not depend on the thread count. `importance` (an imatrix entry) holds one weight per
+/// input column (`rowLength` values), or `rowLength × n` for a 3-D stack of n matrices, matrix `e`
+/// using slice `e`.
+public enum GGMLQuantization {
+    /// Quantizes `tensor` (any float dtype) named `name` to `type`.
+    /// Throws `GGMLQuantizationError` for non-finite weights, rows that are not whole blocks, or an
+    /// importance vector of the wrong length.
+    public static func quantize(_ tensor: DenseTensor, name: String, to type: GGMLType,
+                                importance: [Float]? = nil, threadCount: Int = 1) throws -> GGMLTensor {
+        guard let codec = BlockCodecs.codec(for: type) else { throw GGMLQuantizationError.unsupportedType(tensor: name, type: type.name) }
+        let rowLength = tensor.shape.dimensions.last ?? 1
+        guard let rowBytes = type.rowByteCount(elements: rowLength), rowLength > 0 else {
+            throw GGMLQuantizationError.rowNotWholeBlocks(tensor: name, rowLength: rowLength, type: type.name, blockSize: type.blockSize)
+        }
+        let rows = tensor.elementCount / rowLength
+        let rowsPerMatrix = tensor.shape.rank >= 3 ? tensor.shape.dimensions[tensor.shape.rank - 2] : rows
+        if let importance {
+            let matrices = rows / max(rowsPerMatrix, 1)
+            guard importance.count == rowLength || importance.count == rowLength * matrices else {
+                throw GGMLQuantizationError.importanceLength(tensor: name, expected: rowLength, actual: importance.count)
+            }
+        }
+        let values = try tensor.floats()
+        if let bad = values.firstIndex(where: { !$0.isFinite }) {
+            throw GGMLQuantizationError.nonFinite(tensor: name, row: bad / rowLength, column: bad % rowLength)
+        }
+        let storage = ByteStorage(count: rows * rowBytes) { out in
+            values.withUnsafeBufferPointer { source in
+                ParallelLoop.forEachRange(count: rows, threadCount: threadCount) { range in
+                    for r in range {
+                        let row = UnsafeBufferPointer(rebasing: source[(r * rowLength)..<((r + 1) * rowLength)])
+                        let target = UnsafeMutableRawBufferPointer(rebasing: out[(r * rowBytes)..<((r + 1) * rowBytes)])
+                        if let importance {
+                            let slice = importance.count == rowLength ? 0 : (r / rowsPerMatrix) * rowLength
+                            importance.withUnsafeBufferPointer { w in
+                                codec.quantizeRow(row, importance: UnsafeBufferPointer(rebasing: w[slice..<(slice + rowLength)]), into: target)
+                            }
+                        } else {
+                            codec.quantizeRow(row, importance: nil, into: target)
+                        }
+                    }
+                }
+            }
+        }
+        return GGMLTensor(type: type, shape: tensor.shape, storage: storage)
+    }
+
+    /// Dequantizes a ggml tensor to `Float` values (numpy row-major order).
+    public static func dequantize(_ tensor: GGMLTensor, name: String, threadCount: Int = 1) throws -> [Float] {
+        guard let type = tensor.type, let codec = BlockCodecs.codec(for: type) else {
+            throw GGMLQuantizationError.unsupportedType(tensor: name, type: tensor.typeName)
+        }
+        let rowLength = tensor.shape.dimensions.last ?? 1
+        guard rowLength > 0, let rowBytes = type.rowByteCount(elements: rowLength) else {
+            throw GGMLQuantizationError.rowNotWholeBlocks(tensor: name, rowLength: rowLength, type: type.name, blockSize: type.blockSize)
+        }
+        let rows = tensor.shape.elementCount / rowLength
+        guard rows * rowBytes == tensor.storage.count else { throw GGMLQuantizationError.unsupportedType(tensor: name, type: type.name) }
+        return [Float](unsafeUninitializedCapacity: rows * rowLength) { out, initialized in
+            tensor.storage.withUnsafeBytes { source in
+                ParallelLoop.forEachRange(count: rows, threadCount: threadCount) { range in
+                    for r in range {
+                        codec.dequantizeRow(UnsafeRawBufferPointer(rebasing: source[(r * rowBytes)..<((r + 1) * rowBytes)]),
+                                            into: UnsafeMutableBufferPointer(rebasing: out[(r * rowLength)..<((r + 1) * rowLength)]))
+                    }
+                }
+            }
+            initialized = rows * rowLength
+        }
+    }
+}
+
+/// Why a tensor cannot be quantized to a ggml type (exit 65, naming the tensor).
+public enum GGMLQuantizationError: Error, Equatable, Sendable, CustomStringConvertible, InputDataError {
+    case unsupportedType(tensor: String, type: String)
+    case rowNotWholeBlocks(tensor: String, rowLength: Int, type: String, blockSize: Int)
+    case importanceLength(tensor: String, expected: Int, actual: Int)
+    case nonFinite(tensor: String, row: Int, column: Int)
+
+    public var description: String {
+        switch self {
+        case .unsupportedType(let t, let ty): "tensor '\(t)': ggml type \(ty) cannot be encoded or decoded here"
+        case .rowNotWholeBlocks(let t, let n, let ty, let b): "tensor '\(t)': row length \(n) is not a multiple of the \(ty) block size \(b)"
+        case .importanceLength(let t, let e, let a): "tensor '\(t)': importance matrix has \(a) values, expected \(e) per matrix"
+        case .nonFinite(let t, let r, let c): "tensor '\(t)' holds NaN or Inf (row \(r), column \(c))"
+        }
+    }
+}

@@ -1,0 +1,318 @@
+#!/usr/bin/env python3
+"""Generates the pico-llama test checkpoints in TestModels/, byte-for-byte reproducibly.
+
+    python3 TestModels/make_test_models.py            # (re)write the files, print their sha256
+    python3 TestModels/make_test_models.py --check    # regenerate into a temp dir, compare bytes
+                                                      # with the committed files and README hashes
+
+Outputs (relative to this script's folder):
+
+    pico-llama-f32/{model.safetensors, config.json}
+    pico-llama-bf16/{model.safetensors, config.json}
+    pico-llama-bf16-sharded/{model-00001-of-00002.safetensors, model-00002-of-00002.safetensors,
+                             model.safetensors.index.json, config.json}
+
+Reproducibility: the values use only SplitMix64 in uint64 arithmetic and exact IEEE float64
+add/multiply (no numpy.random, no log/cos, no numpy reductions whose summation order may vary),
+then one float64 -> float32 cast and, for BF16, round-half-to-even in uint32 bit arithmetic.
+Needs python3, numpy and safetensors only.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import sys
+import tempfile
+
+import numpy as np
+import safetensors
+import safetensors.numpy
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# --- model shape ---------------------------------------------------------------------------------
+VOCAB = 128
+HIDDEN = 256
+INTERMEDIATE = 256
+HEADS = 4
+KV_HEADS = 2
+HEAD_DIM = HIDDEN // HEADS  # 64
+LAYERS = 2
+RMS_NORM_EPS = 1e-5
+
+BASE_SEED = 0x4D6F64656C507265  # "ModelPre"
+WEIGHT_STD = 0.02
+NORM_NOISE_STD = 0.02
+OUTLIER_SCALE = 8.0
+OUTLIER_COLUMNS = 2
+OUTLIER_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "gate_proj", "up_proj")
+
+MASK64 = (1 << 64) - 1
+GOLDEN = 0x9E3779B97F4A7C15
+
+
+# --- SplitMix64 ----------------------------------------------------------------------------------
+def _mix(z):
+    """SplitMix64 output function on a uint64 array (wrap-around multiplication)."""
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+class SplitMix64:
+    """SplitMix64 (the same sequence as ModelPress's `SeededGenerator(seed:)`), drawn in blocks."""
+
+    def __init__(self, seed):
+        self.state = seed & MASK64
+
+    def next_u64(self, n):
+        """The next `n` outputs as a uint64 array."""
+        with np.errstate(over="ignore"):
+            steps = np.arange(1, n + 1, dtype=np.uint64) * np.uint64(GOLDEN)
+            states = np.uint64(self.state) + steps
+            out = _mix(states)
+        self.state = (self.state + n * GOLDEN) & MASK64
+        return out
+
+    def uniform(self, n):
+        """`n` uniforms in [0, 1): (z >> 11) * 2^-53, exact in float64."""
+        return (self.next_u64(n) >> np.uint64(11)).astype(np.float64) * (2.0 ** -53)
+
+    def normal(self, n):
+        """`n` approximately standard normal values: sum of 12 uniforms - 6 (Irwin-Hall),
+        added one uniform at a time in a fixed order (exact IEEE float64 adds)."""
+        u = self.uniform(12 * n).reshape(n, 12)
+        acc = u[:, 0].copy()
+        for j in range(1, 12):
+            acc = acc + u[:, j]
+        return acc - 6.0
+
+
+def _splitmix_reference(seed, n):
+    """Scalar pure-Python SplitMix64, used to self-check the vectorized version."""
+    out = []
+    for _ in range(n):
+        seed = (seed + GOLDEN) & MASK64
+        z = seed
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+        out.append(z ^ (z >> 31))
+    return out
+
+
+def _self_check():
+    # Published SplitMix64 test vector for seed 0.
+    assert _splitmix_reference(0, 1)[0] == 0xE220A8397B1DCDAF
+    gen = SplitMix64(BASE_SEED)
+    got = [int(v) for v in gen.next_u64(3)] + [int(v) for v in gen.next_u64(2)]
+    assert got == _splitmix_reference(BASE_SEED, 5), "vectorized SplitMix64 disagrees with the scalar one"
+
+
+# --- tensors -------------------------------------------------------------------------------------
+def tensor_specs():
+    """(name, shape, kind) in Hugging Face state-dict order."""
+    specs = [("model.embed_tokens.weight", (VOCAB, HIDDEN), "embedding")]
+    kv = KV_HEADS * HEAD_DIM
+    for n in range(LAYERS):
+        p = f"model.layers.{n}."
+        specs += [
+            (p + "self_attn.q_proj.weight", (HIDDEN, HIDDEN), "linear"),
+            (p + "self_attn.k_proj.weight", (kv, HIDDEN), "linear"),
+            (p + "self_attn.v_proj.weight", (kv, HIDDEN), "linear"),
+            (p + "self_attn.o_proj.weight", (HIDDEN, HIDDEN), "linear"),
+            (p + "mlp.gate_proj.weight", (INTERMEDIATE, HIDDEN), "linear"),
+            (p + "mlp.up_proj.weight", (INTERMEDIATE, HIDDEN), "linear"),
+            (p + "mlp.down_proj.weight", (HIDDEN, INTERMEDIATE), "linear"),
+            (p + "input_layernorm.weight", (HIDDEN,), "norm"),
+            (p + "post_attention_layernorm.weight", (HIDDEN,), "norm"),
+        ]
+    specs += [("model.norm.weight", (HIDDEN,), "norm"), ("lm_head.weight", (VOCAB, HIDDEN), "linear")]
+    return specs
+
+
+def tensor_seed(index):
+    return (BASE_SEED + (index + 1) * 0xD1B54A32D192ED03) & MASK64
+
+
+def make_tensor(index, name, shape, kind):
+    """float32 values of one tensor (deterministic in `index`)."""
+    gen = SplitMix64(tensor_seed(index))
+    if kind == "norm":
+        values = gen.normal(shape[0]) * NORM_NOISE_STD + 1.0
+        return values.astype(np.float32)
+    rows, cols = shape
+    if kind == "embedding":
+        values = gen.normal(rows * cols).reshape(rows, cols) * WEIGHT_STD
+        return values.astype(np.float32)
+    # linear: per-row std jitter, optional outlier input columns
+    row_std = WEIGHT_STD * (0.5 + gen.uniform(rows))
+    outliers = []
+    if name.split(".")[-2] in OUTLIER_PROJECTIONS:
+        while len(outliers) < OUTLIER_COLUMNS:
+            c = int(gen.next_u64(1)[0] % np.uint64(cols))
+            if c not in outliers:
+                outliers.append(c)
+    values = gen.normal(rows * cols).reshape(rows, cols) * row_std[:, None]
+    for c in outliers:
+        values[:, c] = values[:, c] * OUTLIER_SCALE
+    return values.astype(np.float32)
+
+
+def bf16_bits(values):
+    """float32 -> bfloat16 bits, round half to even, in integer arithmetic (no NaNs here)."""
+    bits = values.view(np.uint32).astype(np.uint64)
+    assert not np.any((bits & np.uint64(0x7FFFFFFF)) > np.uint64(0x7F800000)), "NaN in weights"
+    rounded = (bits + np.uint64(0x7FFF) + ((bits >> np.uint64(16)) & np.uint64(1))) >> np.uint64(16)
+    return rounded.astype(np.uint16)
+
+
+# --- writing -------------------------------------------------------------------------------------
+METADATA = {"format": "pt"}
+
+
+def serialize_bf16(named_bits):
+    """safetensors bytes of BF16 tensors given as uint16 bit arrays (the reference writer's layout)."""
+    arrays = {name: np.ascontiguousarray(bits.astype("<u2")) for name, bits in named_bits.items()}
+    if hasattr(safetensors, "TensorSpec"):  # safetensors >= 0.7
+        specs = {name: safetensors.TensorSpec(dtype="bfloat16", shape=list(a.shape), data_ptr=a.ctypes.data,
+                                              data_len=a.nbytes) for name, a in arrays.items()}
+    else:  # older releases take plain dicts with the data as bytes
+        specs = {name: {"dtype": "bfloat16", "shape": list(a.shape), "data": a.tobytes()} for name, a in arrays.items()}
+    data = bytes(safetensors.serialize(specs, metadata=METADATA))
+    del arrays  # kept alive until serialize returned
+    return data
+
+
+def config(torch_dtype):
+    return {
+        "architectures": ["LlamaForCausalLM"],
+        "attention_bias": False,
+        "attention_dropout": 0.0,
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+        "head_dim": HEAD_DIM,
+        "hidden_act": "silu",
+        "hidden_size": HIDDEN,
+        "initializer_range": WEIGHT_STD,
+        "intermediate_size": INTERMEDIATE,
+        "max_position_embeddings": 256,
+        "mlp_bias": False,
+        "model_type": "llama",
+        "num_attention_heads": HEADS,
+        "num_hidden_layers": LAYERS,
+        "num_key_value_heads": KV_HEADS,
+        "pretraining_tp": 1,
+        "rms_norm_eps": RMS_NORM_EPS,
+        "rope_scaling": None,
+        "rope_theta": 10000.0,
+        "tie_word_embeddings": False,
+        "torch_dtype": torch_dtype,
+        "transformers_version": "4.46.0",
+        "use_cache": True,
+        "vocab_size": VOCAB,
+    }
+
+
+def json_bytes(obj):
+    return (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode("utf-8")
+
+
+def generate(root):
+    """Writes every file under `root`; returns their paths relative to `root`, sorted."""
+    _self_check()
+    specs = tensor_specs()
+    f32 = {name: make_tensor(i, name, shape, kind) for i, (name, shape, kind) in enumerate(specs)}
+    bf16 = {name: bf16_bits(v) for name, v in f32.items()}
+    files = {}
+
+    files["pico-llama-f32/model.safetensors"] = safetensors.numpy.save(f32, metadata=METADATA)
+    files["pico-llama-f32/config.json"] = json_bytes(config("float32"))
+
+    files["pico-llama-bf16/model.safetensors"] = serialize_bf16(bf16)
+    files["pico-llama-bf16/config.json"] = json_bytes(config("bfloat16"))
+
+    # Greedy split in state-dict order: shard 1 takes tensors while it stays within half of the
+    # total bytes, shard 2 takes the rest.
+    total = sum(b.nbytes for b in bf16.values())
+    first, size = [], 0
+    for name, _, _ in specs:
+        if size + bf16[name].nbytes > total // 2:
+            break
+        first.append(name)
+        size += bf16[name].nbytes
+    shards = [first, [name for name, _, _ in specs[len(first):]]]
+    weight_map = {}
+    for i, names in enumerate(shards):
+        shard = f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
+        files["pico-llama-bf16-sharded/" + shard] = serialize_bf16({n: bf16[n] for n in names})
+        for n in names:
+            weight_map[n] = shard
+    index = {"metadata": {"total_size": total}, "weight_map": weight_map}
+    files["pico-llama-bf16-sharded/model.safetensors.index.json"] = json_bytes(index)
+    files["pico-llama-bf16-sharded/config.json"] = json_bytes(config("bfloat16"))
+
+    for rel, data in files.items():
+        path = os.path.join(root, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
+    return sorted(files)
+
+
+def sha256(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def readme_hashes():
+    """{relative path: sha256} from the table rows "| `path` | `hash` |" of README.md."""
+    path = os.path.join(HERE, "README.md")
+    if not os.path.exists(path):
+        return {}
+    with open(path, encoding="utf-8") as f:
+        return dict(re.findall(r"^\|\s*`([^`]+)`\s*\|\s*`([0-9a-f]{64})`\s*\|", f.read(), re.M))
+
+
+def check():
+    problems = []
+    with tempfile.TemporaryDirectory() as tmp:
+        generated = generate(tmp)
+        listed = readme_hashes()
+        for rel in generated:
+            committed = os.path.join(HERE, rel)
+            fresh = os.path.join(tmp, rel)
+            if not os.path.exists(committed):
+                problems.append(f"{rel}: missing (run: python3 TestModels/make_test_models.py)")
+                continue
+            with open(committed, "rb") as a, open(fresh, "rb") as b:
+                old, new = a.read(), b.read()
+            if old != new:
+                first = next((i for i, (x, y) in enumerate(zip(old, new)) if x != y), min(len(old), len(new)))
+                problems.append(f"{rel}: committed file ({len(old)} bytes) differs from the regenerated one "
+                                f"({len(new)} bytes), first at byte {first}")
+            digest = sha256(fresh)
+            if listed.get(rel) != digest:
+                problems.append(f"{rel}: README.md lists sha256 {listed.get(rel)}, regenerated file has {digest}")
+    for p in problems:
+        print("make_test_models --check: " + p, file=sys.stderr)
+    if not problems:
+        print(f"make_test_models --check: {len(generated)} files byte-identical to a fresh regeneration")
+    return 1 if problems else 0
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--check", action="store_true",
+                        help="regenerate into a temporary folder and compare with the committed files")
+    args = parser.parse_args()
+    if args.check:
+        return check()
+    for rel in generate(HERE):
+        print(f"| `{rel}` | `{sha256(os.path.join(HERE, rel))}` |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
