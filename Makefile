@@ -11,12 +11,15 @@ BIN := .build/release/modelpress
 
 .PHONY: demo test deps pydeps build release bench clean
 
-## demo: install what is missing, build, convert a test model and print its summary.
+## demo: install what is missing, build, then inspect a test model, quantize it to Q4_K GGUF,
+## dequantize it back to safetensors and print the summaries.
 demo: deps release
 	@mkdir -p out
 	$(BIN) inspect $(DEMO_MODEL)
-	$(BIN) convert $(DEMO_MODEL) -o out/pico-llama-bf16.safetensors --dtype bf16
-	$(BIN) inspect out/pico-llama-bf16.safetensors
+	$(BIN) convert $(DEMO_MODEL) -o out/pico-llama-q4_k.gguf --type Q4_K
+	$(BIN) inspect out/pico-llama-q4_k.gguf
+	$(BIN) convert out/pico-llama-q4_k.gguf -o out/pico-llama-q4_k-dequantized.safetensors --dtype bf16
+	$(BIN) inspect out/pico-llama-q4_k-dequantized.safetensors
 
 ## test: install what is missing, then run every test (debug build).
 test: deps pydeps

@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Module graph (imports flow left to right only, as DESIGN.md draws it):
-// CZstd, COpenBLAS, CLAPACKE -> TensorCore -> CheckpointFormats -> ModelPress -> modelpress
+// CZstd, COpenBLAS, CLAPACKE -> TensorCore -> CheckpointFormats -> Recipes -> ModelPress -> modelpress
 let package = Package(
     name: "ModelPress",
     products: [
@@ -24,7 +24,8 @@ let package = Package(
             // The block codecs call sqrtf/roundf from libm, which nothing else links on Linux.
             linkerSettings: [.linkedLibrary("m", .when(platforms: [.linux]))]
         ),
-        .target(name: "ModelPress", dependencies: ["TensorCore", "CheckpointFormats"]),
+        .target(name: "Recipes", dependencies: ["TensorCore", "CheckpointFormats"]),
+        .target(name: "ModelPress", dependencies: ["TensorCore", "CheckpointFormats", "Recipes"]),
         .executableTarget(
             name: "modelpress",
             dependencies: ["ModelPress", .product(name: "ArgumentParser", package: "swift-argument-parser")]
@@ -34,6 +35,7 @@ let package = Package(
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "TestSupport"]),
         .testTarget(name: "CheckpointFormatsTests", dependencies: ["CheckpointFormats", "TestSupport"]),
         // Tests/Fixtures holds data files read through #filePath (byte-exact references).
+        .testTarget(name: "RecipesTests", dependencies: ["Recipes", "TestSupport"]),
         .testTarget(name: "ModelPressTests", dependencies: ["ModelPress", "TestSupport"]),
         .testTarget(name: "modelpressTests", dependencies: ["modelpress", "TestSupport"]),
     ]

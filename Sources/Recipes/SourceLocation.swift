@@ -1,0 +1,14 @@
+/// A position in a recipe file, 1-based, printed as `file:line:column` so editors can jump to it.
+public struct SourceLocation: Sendable, Hashable, CustomStringConvertible {
+    public let file: String
+    public let line: Int
+    public let column: Int
+
+    public init(file: String, line: Int, column: Int) {
+        self.file = file
+        self.line = line
+        self.column = column
+    }
+
+    public var description: String { "\(file):\(line):\(column)" }
+}
