@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Module graph (imports flow left to right only, as DESIGN.md draws it):
-// CZstd, COpenBLAS, CLAPACKE -> TensorCore -> CheckpointFormats -> Recipes -> ModelPress -> modelpress
+// CZstd, COpenBLAS, CLAPACKE -> TensorCore -> CheckpointFormats -> Recipes -> Reports -> Passes -> ModelPress -> modelpress
 let package = Package(
     name: "ModelPress",
     products: [
@@ -25,6 +25,8 @@ let package = Package(
             linkerSettings: [.linkedLibrary("m", .when(platforms: [.linux]))]
         ),
         .target(name: "Recipes", dependencies: ["TensorCore", "CheckpointFormats"]),
+        .target(name: "Reports", dependencies: ["TensorCore", "CheckpointFormats"]),
+        .target(name: "Passes", dependencies: ["TensorCore", "CheckpointFormats", "Recipes", "Reports"]),
         .target(name: "ModelPress", dependencies: ["TensorCore", "CheckpointFormats", "Recipes"]),
         .executableTarget(
             name: "modelpress",
@@ -36,6 +38,8 @@ let package = Package(
         .testTarget(name: "CheckpointFormatsTests", dependencies: ["CheckpointFormats", "TestSupport"]),
         // Tests/Fixtures holds data files read through #filePath (byte-exact references).
         .testTarget(name: "RecipesTests", dependencies: ["Recipes", "TestSupport"]),
+        .testTarget(name: "ReportsTests", dependencies: ["Reports", "TestSupport"]),
+        .testTarget(name: "PassesTests", dependencies: ["Passes", "TestSupport"]),
         .testTarget(name: "ModelPressTests", dependencies: ["ModelPress", "TestSupport"]),
         .testTarget(name: "modelpressTests", dependencies: ["modelpress", "TestSupport"]),
     ]

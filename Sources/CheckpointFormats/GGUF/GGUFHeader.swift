@@ -91,9 +91,11 @@ public struct GGUFHeader: Sendable {
             var byteCount: Int?
             if let type {
                 let rowLength = dims.first ?? 1
-                guard let rowBytes = type.rowByteCount(elements: rowLength) else {
+                guard rowLength % type.blockSize == 0 else {
                     throw cursor.fail(.rowNotWholeBlocks(tensor: name, rowLength: rowLength, type: type.name))
                 }
+                // Whole blocks, so nil here means the row's byte count overflows.
+                guard let rowBytes = type.rowByteCount(elements: rowLength) else { throw cursor.fail(.elementCountOverflow(tensor: name)) }
                 var total = rowBytes
                 for d in dims.dropFirst() {
                     let (p, overflow) = total.multipliedReportingOverflow(by: d)
@@ -127,13 +129,14 @@ public struct GGUFHeader: Sendable {
             tensors.append(TensorInfo(name: t.name, dimensions: t.dims, typeID: t.typeID, type: t.type, offset: expected, byteCount: byteCount))
             expected = GGUFHeader.alignUp(expected + byteCount, alignment)
         }
-        // The file ends after the last tensor's padding (or, leniently, right after its data).
+        // The file ends after the last tensor's padding or, leniently, anywhere in that padding (llama.cpp's
+        // loader only checks that each tensor's data is inside the file).
         if let last = tensors.last {
             let dataEnd = dataOffset + last.offset + last.byteCount
             let paddedEnd = dataOffset + expected
-            guard bytes.count == dataEnd || bytes.count == paddedEnd else { throw cursor.fail(.trailingBytes(expectedEnd: paddedEnd, fileSize: bytes.count)) }
+            guard bytes.count >= dataEnd && bytes.count <= paddedEnd else { throw cursor.fail(.trailingBytes(expectedEnd: paddedEnd, fileSize: bytes.count)) }
         } else {
-            guard bytes.count == cursor.position || bytes.count == dataOffset else {
+            guard bytes.count >= cursor.position && bytes.count <= dataOffset else {
                 throw cursor.fail(.trailingBytes(expectedEnd: dataOffset, fileSize: bytes.count))
             }
         }

@@ -6,7 +6,7 @@ import TensorCore
 ///
 /// Normalisation follows llama-quantize exactly, so quantized bytes match it: legacy `.dat` values are
 /// divided by their `ncall` (if positive); GGUF `in_sum2` values by `Float(lround(counts))` (or 1.0
-/// where the count is 0).
+/// where the rounded count is not positive).
 public struct ImportanceMatrix: Sendable {
     /// Entry name (a tensor name such as `blk.0.attn_q.weight`) to its weights (`ne[0] × n_mat` values).
     public let entries: [String: [Float]]
@@ -107,6 +107,13 @@ enum ImatrixGGUF {
             let raw = UnsafeRawBufferPointer(rebasing: file.bytes[start..<(start + info.byteCount)])
             return (0..<(info.byteCount / 4)).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self))) }
         }
+        // llama.cpp refuses either half of a pair without the other ("mismatched sums and counts").
+        for info in header.tensors where info.name.hasSuffix(".counts") {
+            let name = String(info.name.dropLast(".counts".count))
+            guard infos[name + ".in_sum2"] != nil else {
+                throw fail(.badTensor(entry: name, reason: "'\(info.name)' has no '\(name).in_sum2' partner"))
+            }
+        }
         var entries: [(String, [Float])] = []
         for info in header.tensors where info.name.hasSuffix(".in_sum2") {
             let name = String(info.name.dropLast(".in_sum2".count))
@@ -121,7 +128,7 @@ enum ImatrixGGUF {
             var values = [Float](repeating: 1, count: sums.count)
             for (e, c) in counts.enumerated() {
                 let rounded = Float(c.rounded(.toNearestOrAwayFromZero))   // lround
-                guard rounded != 0 else { continue }
+                guard rounded > 0 else { continue }     // no (or a nonsensical negative) count: weight 1
                 for i in 0..<rowLength { values[e * rowLength + i] = sums[e * rowLength + i] / rounded }
             }
             entries.append((name, values))
