@@ -141,8 +141,17 @@ public struct CheckpointConversion: Sendable {
                 planned.append(.init(name: entry.name, typeID: tensor.typeID, shape: tensor.shape, byteCount: tensor.storage.count))
             }
         }
-        for (entry, type) in zip(entries, assigned) where type?.isBlockQuantized == true && importance != nil && importance![entry.name] == nil {
-            warnings.append("did not find importance weights for \(entry.name)")
+        for (entry, type) in zip(entries, assigned) where type?.isBlockQuantized == true && importance != nil {
+            guard let weights = importance![entry.name] else {
+                warnings.append("did not find importance weights for \(entry.name)")
+                continue
+            }
+            // llama-quantize exempts the token embeddings from the length check: it drops the entry.
+            let rowLength = entry.shape.dimensions.last ?? 1
+            if ["token_embd.weight", "per_layer_token_embd.weight"].contains(entry.name), weights.count != rowLength {
+                warnings.append("importance weights for \(entry.name) have \(weights.count) values for rows of \(rowLength); quantizing it without them")
+                importance = importance!.removing(entry.name)
+            }
         }
         let threads = options.threadCount
         try GGUFWriter.write(to: outputPath, metadata: metadata, tensors: planned) { [self] position in

@@ -1,5 +1,6 @@
 // modelpress-bench: release-mode benchmarks. `swift run -c release modelpress-bench [name...] [--dir D]`
-// Benchmarks: read (safetensors read throughput against a plain memory copy).
+// Benchmarks: read (safetensors read throughput against a plain memory copy);
+// gguf (F32 GGUF -> quantized GGUF, file to file; options in GGUFQuantizeBenchmark.swift).
 import Foundation
 
 var arguments = Array(CommandLine.arguments.dropFirst())
@@ -8,12 +9,14 @@ if let i = arguments.firstIndex(of: "--dir"), i + 1 < arguments.count {
     directory = arguments[i + 1]
     arguments.removeSubrange(i...(i + 1))
 }
+let ggufOptions = GGUFQuantizeBenchmark.Options.extract(from: &arguments)
 let selected = arguments.isEmpty ? ["read"] : arguments
 for name in selected {
     switch name {
     case "read": try ReadBenchmark(directory: directory).run()
+    case "gguf": try GGUFQuantizeBenchmark(directory: directory, options: ggufOptions).run()
     default:
-        FileHandle.standardError.write("unknown benchmark '\(name)' (known: read)\n".data(using: .utf8)!)
+        FileHandle.standardError.write("unknown benchmark '\(name)' (known: read, gguf)\n".data(using: .utf8)!)
         exit(64)
     }
 }

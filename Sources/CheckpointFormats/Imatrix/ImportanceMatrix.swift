@@ -24,6 +24,11 @@ public struct ImportanceMatrix: Sendable {
 
     public subscript(name: String) -> [Float]? { entries[name] }
 
+    /// This matrix without the entry `name`.
+    public func removing(_ name: String) -> ImportanceMatrix {
+        ImportanceMatrix(entries: names.filter { $0 != name }.map { ($0, entries[$0]!) }, datasets: datasets, chunkCount: chunkCount)
+    }
+
     /// Loads a GGUF imatrix (detected by its magic) or a legacy `.dat` file.
     public static func load(path: String) throws -> ImportanceMatrix {
         let file = try MappedFile(path: path)
@@ -78,7 +83,8 @@ enum ImatrixDat {
         if position < bytes.count {
             chunkCount = Int(try readInt32("the trailer"))
             let length = try readInt32("the trailer")
-            datasets = [try readName(length, "the dataset name")]
+            let dataset = try readName(length, "the dataset name")
+            datasets = dataset.isEmpty ? [] : [dataset]     // llama.cpp records no dataset for an empty name
             guard position == bytes.count else { throw fail(.trailingBytes(bytes.count - position)) }
         }
         return ImportanceMatrix(entries: entries, datasets: datasets, chunkCount: chunkCount)

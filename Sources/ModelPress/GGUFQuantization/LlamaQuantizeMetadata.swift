@@ -1,14 +1,17 @@
 import CheckpointFormats
 
-/// The metadata llama-quantize writes: the input's keys in order without `split.*`, then
+/// The metadata llama-quantize writes: the input's keys in order without `split.no`, `split.count` and
+/// `split.tensors.count`, strings cut at their first NUL (llama.cpp copies them as C strings), then
 /// `general.quantization_version = 2` and `general.file_type` (each removed first, then appended),
-/// then with an imatrix `quantize.imatrix.file`, `.dataset`, `.entries_count` and `.chunks_count`.
+/// then with an imatrix `quantize.imatrix.file` and `.dataset` (at most 127 bytes, cut at a whole
+/// character), `.entries_count` and, when positive, `.chunks_count`.
 public enum LlamaQuantizeMetadata {
     public static let quantizationVersion: UInt32 = 2
 
     public static func update(_ metadata: [(key: String, value: GGUFValue)], fileType: UInt32,
                               importance: ImportanceMatrix?, importancePath: String?) -> [(key: String, value: GGUFValue)] {
-        var result = metadata.filter { !$0.key.hasPrefix("split.") }
+        let splitKeys: Set<String> = ["split.no", "split.count", "split.tensors.count"]
+        var result = metadata.filter { !splitKeys.contains($0.key) }.map { (key: $0.key, value: cutAtNUL($0.value)) }
         func set(_ key: String, _ value: GGUFValue) {
             result.removeAll { $0.key == key }
             result.append((key, value))
@@ -16,12 +19,33 @@ public enum LlamaQuantizeMetadata {
         set("general.quantization_version", .uint32(quantizationVersion))
         set("general.file_type", .uint32(fileType))
         if let importance, let importancePath {
-            set("quantize.imatrix.file", .string(importancePath))
-            if let dataset = importance.datasets.first { set("quantize.imatrix.dataset", .string(dataset)) }
+            set("quantize.imatrix.file", .string(prefix127(importancePath)))
+            if let dataset = importance.datasets.first { set("quantize.imatrix.dataset", .string(prefix127(dataset))) }
             set("quantize.imatrix.entries_count", .uint32(UInt32(importance.names.count)))
-            if let chunks = importance.chunkCount { set("quantize.imatrix.chunks_count", .uint32(UInt32(clamping: chunks))) }
+            if let chunks = importance.chunkCount, chunks > 0 { set("quantize.imatrix.chunks_count", .uint32(UInt32(clamping: chunks))) }
         }
         return result
+    }
+
+    /// llama-quantize passes these strings through a `char[128]` (`strncpy(…, 127)`).
+    static func prefix127(_ s: String) -> String {
+        var out = ""
+        var count = 0
+        for c in s.unicodeScalars {
+            let n = String(c).utf8.count
+            guard count + n <= 127 else { break }
+            out.unicodeScalars.append(c)
+            count += n
+        }
+        return out
+    }
+
+    static func cutAtNUL(_ value: GGUFValue) -> GGUFValue {
+        switch value {
+        case .string(let s): .string(String(s.prefix { $0 != "\0" }))
+        case .array(.string, let items): .array(elementType: .string, values: items.map(cutAtNUL))
+        default: value
+        }
     }
 }
 

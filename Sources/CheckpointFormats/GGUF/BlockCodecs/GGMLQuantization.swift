@@ -26,27 +26,46 @@ public enum GGMLQuantization {
                 throw GGMLQuantizationError.importanceLength(tensor: name, expected: rowLength, actual: importance.count)
             }
         }
-        let values = try tensor.floats()
-        if let bad = values.firstIndex(where: { !$0.isFinite }) {
-            throw GGMLQuantizationError.nonFinite(tensor: name, row: bad / rowLength, column: bad % rowLength)
-        }
+        guard tensor.dtype.isConvertibleFloat else { throw TensorError.notConvertibleToFloat(tensor.dtype) }
+        // Each worker decodes its own rows (F32 rows are read straight from the map when aligned),
+        // checks them for NaN/Inf and quantizes them: no full-tensor float copy, no serial scan.
+        let dtype = tensor.dtype
+        let inRowBytes = dtype.byteCount(elementCount: rowLength)!
+        var badRows = [UInt8](repeating: 0, count: rows)
         let storage = ByteStorage(count: rows * rowBytes) { out in
-            values.withUnsafeBufferPointer { source in
-                ParallelLoop.forEachRange(count: rows, threadCount: threadCount) { range in
-                    for r in range {
-                        let row = UnsafeBufferPointer(rebasing: source[(r * rowLength)..<((r + 1) * rowLength)])
-                        let target = UnsafeMutableRawBufferPointer(rebasing: out[(r * rowBytes)..<((r + 1) * rowBytes)])
-                        if let importance {
-                            let slice = importance.count == rowLength ? 0 : (r / rowsPerMatrix) * rowLength
-                            importance.withUnsafeBufferPointer { w in
-                                codec.quantizeRow(row, importance: UnsafeBufferPointer(rebasing: w[slice..<(slice + rowLength)]), into: target)
+            tensor.storage.withUnsafeBytes { source in
+                badRows.withUnsafeMutableBufferPointer { bad in
+                    ParallelLoop.forEachRange(count: rows, threadCount: threadCount) { range in
+                        withUnsafeTemporaryAllocation(of: Float.self, capacity: rowLength) { scratch in
+                            for r in range {
+                                let raw = UnsafeRawBufferPointer(rebasing: source[(r * inRowBytes)..<((r + 1) * inRowBytes)])
+                                let row: UnsafeBufferPointer<Float>
+                                if dtype == .f32, let base = raw.baseAddress, Int(bitPattern: base) % MemoryLayout<Float>.alignment == 0 {
+                                    row = UnsafeBufferPointer(start: base.assumingMemoryBound(to: Float.self), count: rowLength)
+                                } else {
+                                    FloatCodec.decode(raw, as: dtype, into: scratch)
+                                    row = UnsafeBufferPointer(scratch)
+                                }
+                                guard allFinite(row) else { bad[r] = 1; continue }
+                                let target = UnsafeMutableRawBufferPointer(rebasing: out[(r * rowBytes)..<((r + 1) * rowBytes)])
+                                if let importance {
+                                    let slice = importance.count == rowLength ? 0 : (r / rowsPerMatrix) * rowLength
+                                    importance.withUnsafeBufferPointer { w in
+                                        codec.quantizeRow(row, importance: UnsafeBufferPointer(rebasing: w[slice..<(slice + rowLength)]), into: target)
+                                    }
+                                } else {
+                                    codec.quantizeRow(row, importance: nil, into: target)
+                                }
                             }
-                        } else {
-                            codec.quantizeRow(row, importance: nil, into: target)
                         }
                     }
                 }
             }
+        }
+        if let r = badRows.firstIndex(of: 1) {
+            let values = try tensor.floats()
+            let column = values[(r * rowLength)..<((r + 1) * rowLength)].firstIndex { !$0.isFinite }! - r * rowLength
+            throw GGMLQuantizationError.nonFinite(tensor: name, row: r, column: column)
         }
         return GGMLTensor(type: type, shape: tensor.shape, storage: storage)
     }
@@ -74,6 +93,27 @@ public enum GGMLQuantization {
             initialized = rows * rowLength
         }
     }
+}
+
+/// True when no value is NaN or ±Inf (exponent bits all ones), checked 16 lanes at a time.
+@inline(__always)
+func allFinite(_ row: UnsafeBufferPointer<Float>) -> Bool {
+    guard let base = row.baseAddress else { return true }
+    let raw = UnsafeRawPointer(base)
+    let mask = SIMD16<UInt32>(repeating: 0x7F80_0000)
+    var any = SIMD16<UInt32>(repeating: 0)
+    var i = 0
+    while i + 16 <= row.count {
+        let bits = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<UInt32>.self) & mask
+        any |= SIMD16<UInt32>(repeating: 0).replacing(with: 1, where: bits .== mask)
+        i += 16
+    }
+    if any != SIMD16<UInt32>(repeating: 0) { return false }
+    while i < row.count {
+        if !row[i].isFinite { return false }
+        i += 1
+    }
+    return true
 }
 
 /// Why a tensor cannot be quantized to a ggml type (exit 65, naming the tensor).
