@@ -41,6 +41,6 @@ let package = Package(
         .testTarget(name: "ReportsTests", dependencies: ["Reports", "TestSupport"]),
         .testTarget(name: "PassesTests", dependencies: ["Passes", "TestSupport"]),
         .testTarget(name: "ModelPressTests", dependencies: ["ModelPress", "TestSupport"]),
-        .testTarget(name: "modelpressTests", dependencies: ["modelpress", "TestSupport"]),
+        .testTarget(name: "ModelPressCLITests", dependencies: ["modelpress", "TestSupport"]),
     ]
 )
