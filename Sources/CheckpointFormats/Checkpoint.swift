@@ -62,6 +62,7 @@ public struct TensorEntry: Sendable {
         switch payload {
         case .dense(let t): t.shape
         case .ggml(let t): t.shape
+        case .quantized(let t): t.shape
         }
     }
     public var elementCount: Int { shape.elementCount }
@@ -69,6 +70,7 @@ public struct TensorEntry: Sendable {
         switch payload {
         case .dense(let t): t.byteCount
         case .ggml(let t): t.storage.count
+        case .quantized(let t): Int((t.bitsPerWeight * Double(t.shape.elementCount) / 8).rounded(.up))
         }
     }
     /// A short label of the storage, e.g. `F32` or `Q4_K`.
@@ -76,6 +78,7 @@ public struct TensorEntry: Sendable {
         switch payload {
         case .dense(let t): t.dtype.rawValue
         case .ggml(let t): t.typeName
+        case .quantized(let t): t.encodingName
         }
     }
 }
@@ -86,6 +89,19 @@ public enum TensorPayload: Sendable {
     case dense(DenseTensor)
     /// A tensor in a ggml block layout (Q4_K, Q8_0, ...), or an opaque future ggml type.
     case ggml(GGMLTensor)
+    /// A format-neutral quantized tensor (integer, NF4 codebook or FP8 codes with scales).
+    case quantized(QuantizedTensor)
+}
+
+extension QuantizedTensor {
+    /// A short label such as `int4 sym group:128`, `int8 asym channel`, `nf4 group:64`, `fp8_e4m3 channel`.
+    public var encodingName: String {
+        switch scheme {
+        case .integer: "int\(bits) \(symmetric ? "sym" : "asym") \(granularity)"
+        case .codebook(let values): values.count == 16 ? "nf4 \(granularity)" : "codebook\(bits) \(granularity)"
+        case .float8(let kind): "fp8_\(kind.rawValue) \(granularity)"
+        }
+    }
 }
 
 /// A key and its value in checkpoint metadata (file order kept).
@@ -125,5 +141,34 @@ public enum CheckpointError: Error, Equatable, Sendable, CustomStringConvertible
 
     public var description: String {
         switch self { case .duplicateTensor(let n): "duplicate tensor name '\(n)'" }
+    }
+}
+
+/// Names, shapes and encodings of a checkpoint's tensors: what recipe binding and validation look at
+/// before any weight is read.
+public struct CheckpointManifest: Sendable {
+    public struct Entry: Sendable, Equatable {
+        public let name: String
+        public let shape: Shape
+        /// The dense dtype, or nil for ggml and quantized payloads.
+        public let dtype: DType?
+        public let encoding: String
+    }
+
+    public let entries: [Entry]
+
+    public init(_ checkpoint: Checkpoint) {
+        entries = checkpoint.entries.map { e in
+            let dtype: DType? = if case .dense(let t) = e.payload { t.dtype } else { nil }
+            return Entry(name: e.name, shape: e.shape, dtype: dtype, encoding: e.encodingName)
+        }
+    }
+
+    public init(entries: [Entry]) { self.entries = entries }
+}
+
+extension CheckpointManifest.Entry {
+    public init(name: String, shape: Shape, dtype: DType?) {
+        self.init(name: name, shape: shape, dtype: dtype, encoding: dtype?.rawValue ?? "?")
     }
 }

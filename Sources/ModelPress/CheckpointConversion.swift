@@ -92,6 +92,8 @@ public struct CheckpointConversion: Sendable {
                 planned.append(.init(name: entry.name, dtype: outputDType(for: tensor.dtype), shape: tensor.shape))
             case .ggml(let tensor):
                 planned.append(.init(name: entry.name, dtype: options.dtype ?? .f32, shape: tensor.shape))
+            case .quantized(let tensor):
+                planned.append(.init(name: entry.name, dtype: options.dtype ?? .f32, shape: tensor.shape))
             }
         }
         let metadata = input.metadata.map { (key: $0.key, value: $0.value.description) }
@@ -103,6 +105,8 @@ public struct CheckpointConversion: Sendable {
             case .ggml(let t):
                 let values = try GGMLQuantization.dequantize(t, name: name, threadCount: threads)
                 return try DenseTensor(floats: values, shape: t.shape, dtype: planned[position].dtype)
+            case .quantized(let t):
+                return try DenseTensor(floats: t.dequantized(), shape: t.shape, dtype: planned[position].dtype)
             }
         }
     }
@@ -139,6 +143,8 @@ public struct CheckpointConversion: Sendable {
                     throw ConversionError.requantize(tensor: entry.name, from: tensor.typeName, to: type.name)
                 }
                 planned.append(.init(name: entry.name, typeID: tensor.typeID, shape: tensor.shape, byteCount: tensor.storage.count))
+            case .quantized:
+                throw GGUFWriteError.notYetSupported(tensor: entry.name)
             }
         }
         for (entry, type) in zip(entries, assigned) where type?.isBlockQuantized == true && importance != nil {
@@ -158,6 +164,7 @@ public struct CheckpointConversion: Sendable {
             let entry = entries[position]
             switch entry.payload {
             case .ggml(let t): return t.storage
+            case .quantized: throw GGUFWriteError.notYetSupported(tensor: entry.name)
             case .dense(let t):
                 guard let type = assigned[position] else { return try t.converted(to: outputDType(for: t.dtype)).storage }
                 if let dtype = type.denseDType { return try t.converted(to: dtype).storage }

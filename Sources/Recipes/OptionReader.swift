@@ -122,6 +122,12 @@ public struct OptionReader {
         }
     }
 
+    /// Records a problem with an option's value found after reading it (e.g. a malformed `group:N`).
+    public mutating func report(_ key: String, _ message: String) {
+        guard let option = step?.option(key) else { return }
+        error(option, message)
+    }
+
     /// Reports options that no getter read; returns every diagnostic collected.
     public mutating func finish() -> [RecipeDiagnostic] {
         guard let step else { return diagnostics }

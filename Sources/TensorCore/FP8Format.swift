@@ -13,6 +13,14 @@
 /// ±Inf becomes ±Inf in E5M2 and ±448 in E4M3 (which has no Inf); NaN becomes `0x7F | sign`.
 /// Decoding is exact.
 public struct FP8Format: Sendable {
+    /// The two formats by name.
+    public enum Kind: String, Sendable, CaseIterable, Equatable {
+        case e4m3, e5m2
+
+        public var format: FP8Format { self == .e4m3 ? .e4m3 : .e5m2 }
+        public var dtype: DType { self == .e4m3 ? .f8E4M3 : .f8E5M2 }
+    }
+
     public let exponentBits: Int
     public let mantissaBits: Int
     public let bias: Int

@@ -1,13 +1,22 @@
-/// A weight quantized to integers with per-tensor, per-channel or per-group scales, independent of
-/// any file format (the writers translate it to compressed-tensors safetensors or GGUF tensors).
+/// A quantized weight with per-tensor, per-channel or per-group scales, independent of any file
+/// format (the writers translate it to compressed-tensors safetensors or GGUF tensors).
 ///
 /// Layout: the tensor is viewed as rows (outermost dimension) of `columnCount` values; a row holds
-/// `groupsPerRow` groups of `groupSize` columns (per-channel: one group of the whole row; per-tensor:
-/// one scale for everything). Element `(r, c)` dequantizes to
-/// `scales[g] · (codes[r·columns + c] − zeroPoints[g])` with `g` its group index, where symmetric
-/// schemes have every zero point equal to `2^(bits−1)` (codes are stored unsigned, offset by it).
-/// Because zero points are integers, the value 0 is always exactly representable.
+/// groups of `groupSize` columns (per-channel: one group of the whole row; per-tensor: one scale for
+/// everything). Element `(r, c)` with group `g` dequantizes, by scheme, to
+/// - `.integer`: `scales[g] · (code − zeroPoints[g])`; symmetric schemes have every zero point equal
+///   to `2^(bits−1)` (codes are stored unsigned, offset by it);
+/// - `.codebook(values)`: `scales[g] · values[code]` (NF4: 16 values, 0 exact);
+/// - `.float8(format)`: `scales[g] · format.decode(code)`.
+/// In every scheme the value 0 is exactly representable, so pruned weights stay zero.
 public struct QuantizedTensor: Sendable, Equatable {
+    /// How a code maps to a value before scaling.
+    public enum Scheme: Sendable, Equatable {
+        case integer
+        case codebook([Float])
+        case float8(FP8Format.Kind)
+    }
+
     /// How scales are shared.
     public enum Granularity: Sendable, Equatable, CustomStringConvertible {
         case tensor
@@ -24,6 +33,7 @@ public struct QuantizedTensor: Sendable, Equatable {
     }
 
     public let shape: Shape
+    public let scheme: Scheme
     public let bits: Int
     public let symmetric: Bool
     public let granularity: Granularity
@@ -34,10 +44,19 @@ public struct QuantizedTensor: Sendable, Equatable {
     /// One integer zero point per group (equal to `2^(bits−1)` for symmetric schemes).
     public let zeroPoints: [Int32]
 
+    /// An integer-scheme tensor.
     public init(shape: Shape, bits: Int, symmetric: Bool, granularity: Granularity,
+                codes: [UInt8], scales: [Float], zeroPoints: [Int32]) {
+        self.init(shape: shape, scheme: .integer, bits: bits, symmetric: symmetric, granularity: granularity,
+                  codes: codes, scales: scales, zeroPoints: zeroPoints)
+    }
+
+    /// Any scheme; codebook and FP8 tensors have no zero points (pass zeros, one per scale).
+    public init(shape: Shape, scheme: Scheme, bits: Int, symmetric: Bool, granularity: Granularity,
                 codes: [UInt8], scales: [Float], zeroPoints: [Int32]) {
         precondition(codes.count == shape.elementCount && scales.count == zeroPoints.count, "inconsistent quantized tensor")
         self.shape = shape
+        self.scheme = scheme
         self.bits = bits
         self.symmetric = symmetric
         self.granularity = granularity
@@ -71,21 +90,32 @@ public struct QuantizedTensor: Sendable, Equatable {
     /// The dequantized values, row-major.
     public func dequantized() -> [Float] {
         let columns = columnCount
+        var table = [Float](repeating: 0, count: 256)
+        switch scheme {
+        case .integer: break
+        case .codebook(let values): for (i, v) in values.enumerated() where i < 256 { table[i] = v }
+        case .float8(let kind): for i in 0..<256 { table[i] = kind.format.decode(UInt8(i)) }
+        }
         var out = [Float](repeating: 0, count: codes.count)
         for r in 0..<rowCount {
             for c in 0..<columns {
                 let g = groupIndex(row: r, column: c)
-                out[r * columns + c] = scales[g] * Float(Int32(codes[r * columns + c]) - zeroPoints[g])
+                let code = codes[r * columns + c]
+                out[r * columns + c] = switch scheme {
+                case .integer: scales[g] * Float(Int32(code) - zeroPoints[g])
+                case .codebook, .float8: scales[g] * table[Int(code)]
+                }
             }
         }
         return out
     }
 
-    /// Storage bits per weight: packed codes plus 16-bit scales (and `bits`-bit zero points when
-    /// asymmetric), as the writers store them.
+    /// Storage bits per weight: packed codes plus scales (16-bit for integer schemes, 32-bit for
+    /// FP8 and codebooks, as the writers store them) and `bits`-bit zero points when asymmetric.
     public var bitsPerWeight: Double {
         let n = Double(max(shape.elementCount, 1))
-        let scaleBits = Double(scales.count) * 16 + (symmetric ? 0 : Double(zeroPoints.count * bits))
-        return Double(bits) + scaleBits / n
+        let scaleBits = scheme == .integer ? 16.0 : 32.0
+        let zeroBits = symmetric ? 0 : Double(zeroPoints.count * bits)
+        return Double(bits) + (Double(scales.count) * scaleBits + zeroBits) / n
     }
 }

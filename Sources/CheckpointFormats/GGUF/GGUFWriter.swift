@@ -86,6 +86,8 @@ public enum GGUFWriter {
             case .ggml(let t):
                 planned.append(PlannedTensor(name: entry.name, typeID: t.typeID, shape: t.shape, byteCount: t.storage.count))
                 storages.append(t.storage)
+            case .quantized:
+                throw GGUFWriteError.notYetSupported(tensor: entry.name)
             }
         }
         let metadata = checkpoint.metadata.map { (key: $0.key, value: $0.value.ggufValue) }
@@ -133,6 +135,7 @@ public enum GGUFWriteError: Error, Equatable, Sendable, CustomStringConvertible 
     case tooManyDimensions(String)
     case unsupportedDType(tensor: String, dtype: DType)
     case producedMismatch(tensor: String)
+    case notYetSupported(tensor: String)
 
     public var description: String {
         switch self {
@@ -143,6 +146,7 @@ public enum GGUFWriteError: Error, Equatable, Sendable, CustomStringConvertible 
         case .tooManyDimensions(let n): "tensor '\(n)' has more than 4 dimensions (GGUF limit)"
         case .unsupportedDType(let n, let d): "tensor '\(n)' has dtype \(d), which GGUF cannot store (cast it to F32, F16 or BF16)"
         case .producedMismatch(let n): "internal error: tensor '\(n)' changed size while writing"
+        case .notYetSupported(let n): "tensor '\(n)': writing integer/NF4/FP8-quantized tensors to GGUF is not yet supported"
         }
     }
 }

@@ -1,0 +1,74 @@
+import TensorCore
+import CheckpointFormats
+import Recipes
+
+/// A compression technique that rewrites the tensors a recipe step selects.
+///
+/// Lifecycle, driven by the pipeline: options are read (and checked) when the recipe is bound;
+/// `validate` sees names and shapes only, before any weight is read; `apply` rewrites one selected
+/// tensor at a time (streaming). Passes are values: the same pass with the same options gives the
+/// same bytes whatever the thread count.
+public protocol CompressionPass: Sendable {
+    associatedtype Options: PassOptions
+    /// Recipe name, `family.technique` (e.g. `quantize.int`).
+    static var name: String { get }
+    /// One line for `modelpress passes`.
+    static var summary: String { get }
+    /// The selection when a step gives no `targets=` (by tensor name and rank).
+    static func selectsByDefault(name: String, rank: Int) -> Bool
+    init(options: Options)
+    /// The problem with applying this pass to a tensor, if any (shape, dtype, divisibility).
+    func problem(with entry: CheckpointManifest.Entry) -> String?
+    /// Rewrites one selected tensor.
+    func apply(to entry: inout TensorEntry, context: PassContext) throws
+}
+
+/// A pass's options, read through an `OptionReader` (which also documents them).
+public protocol PassOptions: Sendable {
+    init(reading reader: inout OptionReader)
+}
+
+/// What a pass may use while applying: the thread budget and the step's position (for messages).
+public struct PassContext: Sendable {
+    public var threadCount: Int
+    public var location: SourceLocation?
+
+    public init(threadCount: Int = 1, location: SourceLocation? = nil) {
+        self.threadCount = threadCount
+        self.location = location
+    }
+}
+
+/// Errors while applying a pass to a tensor (bad weights: exit 65).
+public struct PassError: Error, Equatable, Sendable, CustomStringConvertible, InputDataError {
+    public let pass: String
+    public let tensor: String
+    public let message: String
+
+    public init(pass: String, tensor: String, message: String) {
+        self.pass = pass
+        self.tensor = tensor
+        self.message = message
+    }
+
+    public var description: String { "\(pass): tensor '\(tensor)': \(message)" }
+}
+
+extension CompressionPass {
+    /// The default selection of weight-like tensors: 2-D or more, named `*weight`, not norms.
+    public static func isWeightMatrix(name: String, rank: Int) -> Bool {
+        rank >= 2 && name.hasSuffix("weight") && !name.hasSuffix("norm.weight")
+    }
+
+    /// The tensor's values as Float, refusing NaN/Inf with the tensor's name.
+    static func finiteValues(of entry: TensorEntry) throws -> [Float] {
+        guard case .dense(let tensor) = entry.payload, tensor.dtype.isConvertibleFloat else {
+            throw PassError(pass: name, tensor: entry.name, message: "expects a dense float tensor, found \(entry.encodingName)")
+        }
+        let values = try tensor.floats()
+        if let bad = values.firstIndex(where: { !$0.isFinite }) {
+            throw PassError(pass: name, tensor: entry.name, message: "holds NaN or Inf (element \(bad))")
+        }
+        return values
+    }
+}

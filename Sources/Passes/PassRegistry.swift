@@ -1,0 +1,86 @@
+import TensorCore
+import CheckpointFormats
+import Recipes
+
+/// Maps recipe step names to pass types. A value, not global state: a caller can extend it with
+/// `PassRegistry(PassRegistry.builtIn.passes + [MyPass.self])`.
+public struct PassRegistry: Sendable {
+    public let passes: [any CompressionPass.Type]
+
+    public static let builtIn = PassRegistry([IntegerQuantization.self, FP8Quantization.self])
+
+    /// Recipe step names handled by the pipeline itself, not by passes.
+    public static let directives = ["output", "calibration"]
+
+    public init(_ passes: [any CompressionPass.Type]) {
+        precondition(Set(passes.map { $0.name }).count == passes.count, "pass names must be unique")
+        self.passes = passes
+    }
+
+    public func pass(named name: String) -> (any CompressionPass.Type)? { passes.first { $0.name == name } }
+
+    /// Binds every step of `recipe` against `manifest`, collecting all problems: unknown steps (with a
+    /// suggestion), bad options, invalid patterns, steps that select nothing (unless `optional=true`)
+    /// and tensors a pass cannot take. Throws them all at once.
+    public func bind(_ recipe: Recipe, manifest: CheckpointManifest) throws(RecipeDiagnostics) -> [BoundStep] {
+        var diagnostics: [RecipeDiagnostic] = []
+        var bound: [BoundStep] = []
+        for step in recipe.steps {
+            if PassRegistry.directives.contains(step.name) {
+                diagnostics.append(RecipeDiagnostic(step.location, "the '\(step.name)' step is not yet supported"))
+                continue
+            }
+            guard let type = pass(named: step.name) else {
+                let hint = closestMatch(to: step.name, in: passes.map { $0.name }).map { " (did you mean '\($0)'?)" } ?? ""
+                diagnostics.append(RecipeDiagnostic(step.location, "unknown pass '\(step.name)'\(hint)"))
+                continue
+            }
+            var reader = OptionReader(step: step)
+            let targets = step.option("targets") != nil ? reader.list("targets", help: "") : nil
+            let ignore = reader.list("ignore", help: "")
+            let optional = reader.bool("optional", default: false, help: "")
+            let instance = PassRegistry.make(type, &reader)
+            diagnostics += reader.finish()
+            let selector: TensorSelector
+            do {
+                selector = try TensorSelector(targets: targets, ignore: ignore, defaultRule: { type.selectsByDefault(name: $0, rank: $1) })
+            } catch {
+                diagnostics.append(RecipeDiagnostic(step.location, "\(step.name): \(error)"))
+                continue
+            }
+            let selected = manifest.entries.indices.filter { selector.selects(name: manifest.entries[$0].name, rank: manifest.entries[$0].shape.rank) }
+            if selected.isEmpty && !optional {
+                diagnostics.append(RecipeDiagnostic(step.location, "\(step.name) selects no tensor (add optional=true if that is intended)"))
+            }
+            for i in selected {
+                if let problem = instance.problem(with: manifest.entries[i]) {
+                    diagnostics.append(RecipeDiagnostic(step.location, "\(step.name): tensor '\(manifest.entries[i].name)': \(problem)"))
+                }
+            }
+            bound.append(BoundStep(pass: instance, selected: selected, location: step.location))
+        }
+        guard diagnostics.isEmpty else { throw RecipeDiagnostics(diagnostics) }
+        return bound
+    }
+
+    /// Opens the existential to build a pass from its options.
+    static func make<P: CompressionPass>(_ type: P.Type, _ reader: inout OptionReader) -> any CompressionPass {
+        P(options: P.Options(reading: &reader))
+    }
+
+    /// Every pass's name, summary and options, for `modelpress passes`.
+    public func describe() -> [(name: String, summary: String, options: [OptionReader.Specification])] {
+        passes.map { type in
+            var reader = OptionReader(describing: type.name)
+            _ = PassRegistry.make(type, &reader)
+            return (type.name, type.summary, reader.specifications)
+        }
+    }
+}
+
+/// A recipe step bound to a pass instance and the positions of the tensors it selects.
+public struct BoundStep: Sendable {
+    public let pass: any CompressionPass
+    public let selected: [Int]
+    public let location: SourceLocation
+}

@@ -1,0 +1,68 @@
+import TensorCore
+import CheckpointFormats
+import Recipes
+
+/// `quantize.int`: uniform integer post-training quantization of weight matrices (see
+/// `IntegerQuantizer` for the formulas).
+///
+/// ```
+/// quantize.int bits=4 granularity=group:128 symmetric=true clipping=mse ignore="lm_head.weight"
+/// ```
+/// Options: `bits` 2–8; `granularity` tensor | channel | group:N (N divides every selected row);
+/// `symmetric`; `clipping` minmax | mse | percentile:P. Already-zero weights stay exactly zero.
+/// Memory: one float copy of the tensor being quantized plus its codes.
+public struct IntegerQuantization: CompressionPass {
+    public static let name = "quantize.int"
+    public static let summary = "integer PTQ (2-8 bits), symmetric or asymmetric, per tensor/channel/group, minmax/mse/percentile clipping"
+
+    public struct Options: PassOptions {
+        public var quantizer: IntegerQuantizer
+
+        public init(reading reader: inout OptionReader) {
+            let bits = reader.int("bits", default: 8, in: 2...8, help: "bit width of the codes")
+            let symmetric = reader.bool("symmetric", default: true, help: "signed grid around 0 (else an integer zero point)")
+            let granularity = IntegerQuantization.granularity(reader.text("granularity", help: "tensor | channel | group:N (default channel)"), reader: &reader)
+            let clipping = IntegerQuantization.clipping(reader.text("clipping", help: "minmax | mse | percentile:P (default minmax)"), reader: &reader)
+            quantizer = IntegerQuantizer(bits: bits, symmetric: symmetric, granularity: granularity, clipping: clipping)
+        }
+    }
+
+    public let options: Options
+    public init(options: Options) { self.options = options }
+
+    public static func selectsByDefault(name: String, rank: Int) -> Bool { isWeightMatrix(name: name, rank: rank) }
+
+    public func problem(with entry: CheckpointManifest.Entry) -> String? {
+        guard let dtype = entry.dtype, dtype.isConvertibleFloat else { return "expects a dense float tensor, found \(entry.encoding)" }
+        return options.quantizer.check(shape: entry.shape)
+    }
+
+    public func apply(to entry: inout TensorEntry, context: PassContext) throws {
+        let values = try Self.finiteValues(of: entry)
+        entry.payload = .quantized(options.quantizer.quantize(values, shape: entry.shape))
+    }
+
+    static func granularity(_ text: String?, reader: inout OptionReader) -> QuantizedTensor.Granularity {
+        guard let text else { return .channel }
+        switch text {
+        case "tensor": return .tensor
+        case "channel": return .channel
+        default:
+            if text.hasPrefix("group:"), let n = Int(text.dropFirst(6)), n > 0 { return .group(n) }
+            reader.report("granularity", "'\(text)' is not tensor, channel or group:N")
+            return .channel
+        }
+    }
+
+    static func clipping(_ text: String?, reader: inout OptionReader) -> IntegerQuantizer.Clipping {
+        guard let text else { return .minMax }
+        switch text {
+        case "minmax": return .minMax
+        case "mse": return .defaultMSE
+        default:
+            if text.hasPrefix("percentile:"), let p = Double(text.dropFirst(11)), p > 50, p <= 100 { return .percentile(p) }
+            reader.report("clipping", "'\(text)' is not minmax, mse or percentile:P (50 < P ≤ 100)")
+            return .minMax
+        }
+    }
+}
