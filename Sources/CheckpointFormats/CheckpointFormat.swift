@@ -55,8 +55,8 @@ public enum CheckpointReader {
     public static func open(path: String) throws -> Checkpoint {
         let (format, resolved) = try CheckpointFormat.detect(path: path)
         switch format {
-        case .safetensors: return try SafetensorsReader.open(path: resolved)
-        case .shardedSafetensors: return try ShardedSafetensors.open(indexPath: resolved)
+        case .safetensors: return try CompressedTensorsLayout.collapse(SafetensorsReader.open(path: resolved), file: resolved)
+        case .shardedSafetensors: return try CompressedTensorsLayout.collapse(ShardedSafetensors.open(indexPath: resolved), file: resolved)
         case .gguf: return try GGUFReader.open(path: resolved)
         case .zstd: throw CheckpointOpenError.notYetSupported(path: path, format: format)
         }

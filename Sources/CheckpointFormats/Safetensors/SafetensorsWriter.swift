@@ -86,8 +86,10 @@ public enum SafetensorsWriter {
         try output.commit()
     }
 
-    /// Writes a checkpoint of dense tensors.
+    /// Writes a checkpoint; quantized tensors are stored in the compressed-tensors layout
+    /// (`CompressedTensorsLayout`), dense ones as they are.
     public static func write(_ checkpoint: Checkpoint, to path: String, ordering: Ordering = .preserve) throws {
+        let checkpoint = try CompressedTensorsLayout.expand(checkpoint)
         var tensors: [DenseTensor] = []
         var planned: [PlannedTensor] = []
         for entry in checkpoint.entries {

@@ -1,0 +1,127 @@
+import TensorCore
+
+extension CompressedTensorsLayout {
+    /// The checkpoint with every quantized tensor replaced by its stored parts, in place, and the
+    /// scheme record added to the metadata. Dense tensors pass through.
+    public static func expand(_ checkpoint: Checkpoint) throws -> Checkpoint {
+        var entries: [TensorEntry] = []
+        var record: [(key: String, value: JSONValue)] = []
+        for entry in checkpoint.entries {
+            switch entry.payload {
+            case .dense: entries.append(entry)
+            case .ggml(let t): throw CompressedTensorsError.unsupported(tensor: entry.name, what: "ggml \(t.typeName) tensors")
+            case .quantized(let q):
+                for part in try encode(name: entry.name, q) { entries.append(TensorEntry(name: part.name, tensor: part.tensor)) }
+                let scheme: String = switch q.scheme {
+                case .integer: "int"
+                case .float8(let kind): "fp8_" + kind.rawValue
+                case .codebook: "codebook"
+                }
+                record.append((entry.name, .object([("scheme", .string(scheme)), ("bits", .integer(q.bits)),
+                                                    ("symmetric", .bool(q.symmetric)), ("granularity", .string(q.granularity.description))])))
+            }
+        }
+        var metadata = checkpoint.metadata.filter { $0.key != metadataKey }
+        if !record.isEmpty { metadata.append(MetadataEntry(key: metadataKey, value: .string(JSONWriter.compact(.object(record))))) }
+        return try Checkpoint(entries: entries, metadata: metadata)
+    }
+
+    /// The checkpoint with the parts recorded under `modelpress.quantization` put back together as
+    /// quantized tensors (at the position of their first part). Throws when the parts do not fit.
+    public static func collapse(_ checkpoint: Checkpoint, file: String) throws -> Checkpoint {
+        guard let text = checkpoint.metadataValue(metadataKey)?.description else { return checkpoint }
+        func fail(_ tensor: String, _ reason: String) -> CompressedTensorsError { .malformed(tensor: tensor, reason: "\(file): \(reason)") }
+        let json: JSONValue
+        do { json = try JSONParser.parse(Array(text.utf8)) } catch { throw fail(metadataKey, "invalid JSON: \(error)") }
+        guard let records = json.objectMembers else { throw fail(metadataKey, "not an object") }
+        var replacement: [String: (position: Int, tensor: QuantizedTensor)] = [:]
+        var names: [String: String] = [:]        // first part name -> the quantized tensor's name
+        var consumed = Set<String>()
+        for (name, spec) in records {
+            guard let scheme = spec["scheme"]?.stringValue, let bits = spec["bits"]?.nonNegativeInt, (2...8).contains(bits),
+                  case .bool(let symmetric)? = spec["symmetric"], let granularityText = spec["granularity"]?.stringValue,
+                  let granularity = granularity(granularityText) else { throw fail(name, "malformed scheme record") }
+            let module = module(of: name)
+            func dense(_ part: String) throws -> DenseTensor {
+                guard let entry = checkpoint[part], case .dense(let t) = entry.payload else { throw fail(name, "missing part '\(part)'") }
+                consumed.insert(part)
+                return t
+            }
+            let quantized: QuantizedTensor
+            let firstPart: String
+            if scheme.hasPrefix("fp8_") {
+                guard let kind = FP8Format.Kind(rawValue: String(scheme.dropFirst(4))) else { throw fail(name, "unknown scheme '\(scheme)'") }
+                let codes = try dense(name), scales = try dense(module + ".weight_scale").floats()
+                guard codes.dtype == kind.dtype else { throw fail(name, "codes are \(codes.dtype), expected \(kind.dtype)") }
+                let expected = granularity == .tensor ? 1 : codes.shape.rowCount
+                guard scales.count == expected else { throw fail(name, "\(scales.count) scales, expected \(expected)") }
+                quantized = QuantizedTensor(shape: codes.shape, scheme: .float8(kind), bits: 8, symmetric: true, granularity: granularity,
+                                            codes: codes.storage.array, scales: scales, zeroPoints: [Int32](repeating: 0, count: expected))
+                firstPart = name
+            } else if scheme == "int" {
+                let shapeTensor = try dense(module + ".weight_shape")
+                guard shapeTensor.dtype == .i64 else { throw fail(name, "weight_shape must be I64") }
+                let dims = shapeTensor.storage.withUnsafeBytes { raw in (0..<shapeTensor.elementCount).map { Int(Int64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 * $0, as: Int64.self))) } }
+                let shape: Shape
+                do { shape = try Shape(validating: dims) } catch { throw fail(name, "bad weight_shape \(dims)") }
+                let rows = max(shape.rowCount, 1), columns = shape.columnCount
+                let groups: Int
+                switch granularity {
+                case .tensor: groups = 1
+                case .channel: groups = rows
+                case .group(let n):
+                    guard n > 0, columns % n == 0 else { throw fail(name, "group size \(n) does not divide rows of \(columns)") }
+                    groups = rows * (columns / n)
+                }
+                let packed = try dense(module + ".weight_packed")
+                let perWord = 32 / bits, wordsPerRow = (columns + perWord - 1) / perWord
+                guard packed.dtype == .i32, packed.elementCount == rows * wordsPerRow else { throw fail(name, "weight_packed has the wrong shape or dtype") }
+                let scales = try dense(module + ".weight_scale").floats()
+                guard scales.count == groups else { throw fail(name, "\(scales.count) scales, expected \(groups)") }
+                let codes = unpackWords(words(packed), rows: rows, columns: columns, bits: bits).map { UInt8($0) }
+                var zeros = [Int32](repeating: Int32(1 << (bits - 1)), count: groups)
+                if !symmetric {
+                    let zeroRows = granularity == .tensor ? 1 : rows
+                    let perRow = groups / zeroRows
+                    let zp = try dense(module + ".weight_zero_point")
+                    let packedRows = (zeroRows + perWord - 1) / perWord
+                    guard zp.dtype == .i32, zp.elementCount == packedRows * perRow else { throw fail(name, "weight_zero_point has the wrong shape or dtype") }
+                    let w = words(zp)
+                    let transposed = (0..<perRow).flatMap { g in (0..<packedRows).map { w[$0 * perRow + g] } }
+                    let unpackedT = unpackWords(transposed, rows: perRow, columns: zeroRows, bits: bits)
+                    zeros = (0..<zeroRows).flatMap { r in (0..<perRow).map { Int32(unpackedT[$0 * zeroRows + r]) } }
+                }
+                quantized = QuantizedTensor(shape: shape, scheme: .integer, bits: bits, symmetric: symmetric, granularity: granularity,
+                                            codes: codes, scales: scales, zeroPoints: zeros)
+                firstPart = module + ".weight_packed"
+            } else {
+                throw fail(name, "unknown scheme '\(scheme)'")
+            }
+            guard let position = checkpoint.entries.firstIndex(where: { $0.name == firstPart }) else { throw fail(name, "missing parts") }
+            replacement[firstPart] = (position, quantized)
+            consumed.insert(firstPart)
+            names[firstPart] = name
+        }
+        var entries: [TensorEntry] = []
+        for entry in checkpoint.entries {
+            if let r = replacement[entry.name] { entries.append(TensorEntry(name: names[entry.name]!, payload: .quantized(r.tensor))); continue }
+            if consumed.contains(entry.name) { continue }
+            entries.append(entry)
+        }
+        return try Checkpoint(entries: entries, metadata: checkpoint.metadata.filter { $0.key != metadataKey })
+    }
+
+    static func granularity(_ text: String) -> QuantizedTensor.Granularity? {
+        switch text {
+        case "tensor": return .tensor
+        case "channel": return .channel
+        default:
+            guard text.hasPrefix("group:"), let n = Int(text.dropFirst(6)), n > 0 else { return nil }
+            return .group(n)
+        }
+    }
+
+    static func words(_ t: DenseTensor) -> [UInt32] {
+        t.storage.withUnsafeBytes { raw in (0..<t.elementCount).map { UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self)) } }
+    }
+}

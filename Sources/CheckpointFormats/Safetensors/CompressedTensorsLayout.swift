@@ -1,0 +1,108 @@
+import TensorCore
+
+/// How quantized tensors are stored in safetensors, named like compressed-tensors.
+///
+/// For a quantized weight `<module>.weight` viewed as `[rows, columns]` (rows = outermost dimension):
+/// - integer schemes (`pack-quantized`): `<module>.weight_packed` I32 `[rows, ⌈columns / (32/bits)⌉]`,
+///   where value `i` of each int32 occupies bits `bits·i ..< bits·(i+1)` and holds the unsigned code
+///   (compressed-tensors' signed value + 2^(bits−1)); `<module>.weight_scale` F16 (or F32 when a scale is
+///   not a normal FP16 number) `[rows, groups]` (`[1]` per tensor); for asymmetric schemes
+///   `<module>.weight_zero_point` I32 packed the same way along the rows, `[⌈rows / (32/bits)⌉, groups]`;
+///   `<module>.weight_shape` I64 `[rank]`.
+/// - FP8 (`float-quantized`): `<module>.weight` F8_E4M3 / F8_E5M2 with the codes and
+///   `<module>.weight_scale` F32 `[rows, 1]` (`[1]` per tensor).
+/// The scheme of every quantized tensor is recorded in `__metadata__` under `modelpress.quantization`
+/// (JSON: tensor name to `{scheme, bits, symmetric, granularity}`), which is what the reader uses to
+/// put the tensors back together.
+public enum CompressedTensorsLayout {
+    public static let metadataKey = "modelpress.quantization"
+
+    /// The module name of a weight: `a.b.weight` gives `a.b`; other names are kept whole.
+    public static func module(of name: String) -> String {
+        name.hasSuffix(".weight") ? String(name.dropLast(7)) : name
+    }
+
+    /// The stored tensors of one quantized weight, in the order they are written.
+    public static func encode(name: String, _ q: QuantizedTensor) throws -> [(name: String, tensor: DenseTensor)] {
+        let module = module(of: name)
+        let rows = max(q.rowCount, 1), columns = q.columnCount
+        let groups = q.scales.count / (q.granularity == .tensor ? 1 : rows)
+        let scaleShape = q.granularity == .tensor ? Shape([1]) : Shape([rows, groups])
+        switch q.scheme {
+        case .float8(let kind):
+            let scaleShape = q.granularity == .tensor ? Shape([1]) : Shape([rows, 1])
+            return [(name, try DenseTensor(dtype: kind.dtype, shape: q.shape, storage: ByteStorage(q.codes))),
+                    (module + ".weight_scale", try DenseTensor(floats: q.scales, shape: scaleShape, dtype: .f32))]
+        case .codebook:
+            throw CompressedTensorsError.unsupported(tensor: name, what: "codebook (NF4) tensors")
+        case .integer:
+            let halfExact = q.scales.allSatisfy { HalfPrecision.float(halfBits: HalfPrecision.halfBits($0)) == $0 && $0.isNormal && $0 < 65504 }
+            var out: [(name: String, tensor: DenseTensor)] = [
+                (module + ".weight_packed", try pack(q.codes.map(UInt32.init), rows: rows, columns: columns, bits: q.bits)),
+                (module + ".weight_scale", try DenseTensor(floats: q.scales, shape: scaleShape, dtype: halfExact ? .f16 : .f32)),
+            ]
+            if !q.symmetric {
+                // Zero points [rows, groups] packed along the rows (transpose, pack, transpose back).
+                let z = q.zeroPoints.map { UInt32($0) }
+                let zeroRows = q.granularity == .tensor ? 1 : rows
+                let transposed = (0..<groups).flatMap { g in (0..<zeroRows).map { z[$0 * groups + g] } }
+                let packedT = packWords(transposed, rows: groups, columns: zeroRows, bits: q.bits)
+                let packedRows = packedT.count / max(groups, 1)
+                let packed = (0..<packedRows).flatMap { r in (0..<groups).map { packedT[$0 * packedRows + r] } }
+                out.append((module + ".weight_zero_point", try int32Tensor(packed, shape: Shape([packedRows, groups]))))
+            }
+            let dims = q.shape.dimensions.map { Int64($0) }
+            out.append((module + ".weight_shape", try DenseTensor(dtype: .i64, shape: Shape([dims.count]),
+                                                                 storage: ByteStorage(dims.flatMap { v in withUnsafeBytes(of: v.littleEndian, Array.init) }))))
+            return out
+        }
+    }
+
+    /// Packs unsigned codes `[rows, columns]` into I32 `[rows, ⌈columns / (32/bits)⌉]`.
+    static func pack(_ codes: [UInt32], rows: Int, columns: Int, bits: Int) throws -> DenseTensor {
+        let words = packWords(codes, rows: rows, columns: columns, bits: bits)
+        return try int32Tensor(words, shape: Shape([rows, words.count / max(rows, 1)]))
+    }
+
+    static func packWords(_ codes: [UInt32], rows: Int, columns: Int, bits: Int) -> [UInt32] {
+        let perWord = 32 / bits
+        let wordsPerRow = (columns + perWord - 1) / perWord
+        var words = [UInt32](repeating: 0, count: rows * wordsPerRow)
+        for r in 0..<rows {
+            for c in 0..<columns {
+                words[r * wordsPerRow + c / perWord] |= codes[r * columns + c] << UInt32(bits * (c % perWord))
+            }
+        }
+        return words
+    }
+
+    static func unpackWords(_ words: [UInt32], rows: Int, columns: Int, bits: Int) -> [UInt32] {
+        let perWord = 32 / bits
+        let wordsPerRow = words.count / max(rows, 1)
+        let mask = UInt32((1 << bits) - 1)
+        var codes = [UInt32](repeating: 0, count: rows * columns)
+        for r in 0..<rows {
+            for c in 0..<columns where c / perWord < wordsPerRow {
+                codes[r * columns + c] = (words[r * wordsPerRow + c / perWord] >> UInt32(bits * (c % perWord))) & mask
+            }
+        }
+        return codes
+    }
+
+    static func int32Tensor(_ words: [UInt32], shape: Shape) throws -> DenseTensor {
+        try DenseTensor(dtype: .i32, shape: shape, storage: ByteStorage(words.flatMap { w in withUnsafeBytes(of: w.littleEndian, Array.init) }))
+    }
+}
+
+/// A quantized tensor that cannot be stored, or stored components that do not fit together (exit 65).
+public enum CompressedTensorsError: Error, Equatable, Sendable, CustomStringConvertible, InputDataError {
+    case unsupported(tensor: String, what: String)
+    case malformed(tensor: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .unsupported(let t, let w): "tensor '\(t)': writing \(w) to safetensors is not yet supported"
+        case .malformed(let t, let r): "quantized tensor '\(t)': \(r)"
+        }
+    }
+}
