@@ -27,10 +27,10 @@ let package = Package(
         .target(name: "Recipes", dependencies: ["TensorCore", "CheckpointFormats"]),
         .target(name: "Reports", dependencies: ["TensorCore", "CheckpointFormats"]),
         .target(name: "Passes", dependencies: ["TensorCore", "CheckpointFormats", "Recipes", "Reports"]),
-        .target(name: "ModelPress", dependencies: ["TensorCore", "CheckpointFormats", "Recipes"]),
+        .target(name: "ModelPress", dependencies: ["TensorCore", "CheckpointFormats", "Recipes", "Reports", "Passes"]),
         .executableTarget(
             name: "modelpress",
-            dependencies: ["ModelPress", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["ModelPress", "Passes", "Reports", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(name: "modelpress-bench", dependencies: ["ModelPress"]),
         .target(name: "TestSupport", dependencies: ["TensorCore", "CheckpointFormats"], path: "Tests/TestSupport"),

@@ -25,6 +25,7 @@ public struct PassRegistry: Sendable {
     public func bind(_ recipe: Recipe, manifest: CheckpointManifest) throws(RecipeDiagnostics) -> [BoundStep] {
         var diagnostics: [RecipeDiagnostic] = []
         var bound: [BoundStep] = []
+        var owner: [Int: SourceLocation] = [:]     // a tensor is compressed by one step only
         for step in recipe.steps {
             if PassRegistry.directives.contains(step.name) {
                 diagnostics.append(RecipeDiagnostic(step.location, "the '\(step.name)' step is not yet supported"))
@@ -55,6 +56,11 @@ public struct PassRegistry: Sendable {
             for i in selected {
                 if let problem = instance.problem(with: manifest.entries[i]) {
                     diagnostics.append(RecipeDiagnostic(step.location, "\(step.name): tensor '\(manifest.entries[i].name)': \(problem)"))
+                }
+                if let first = owner[i] {
+                    diagnostics.append(RecipeDiagnostic(step.location, "tensor '\(manifest.entries[i].name)' is already compressed by the step at \(first)"))
+                } else {
+                    owner[i] = step.location
                 }
             }
             bound.append(BoundStep(pass: instance, selected: selected, location: step.location))

@@ -50,3 +50,7 @@ public func editDistance(_ a: String, _ b: String) -> Int {
     }
     return previous[b.count]
 }
+
+import TensorCore
+/// A bad recipe is bad input data (exit 65).
+extension RecipeDiagnostics: InputDataError {}

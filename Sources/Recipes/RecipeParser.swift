@@ -193,20 +193,48 @@ public struct RecipeParser {
             let itemLocation = SourceLocation(file: location.file, line: location.line, column: location.column + offset)
             offset += item.count + 1
             guard !item.isEmpty else { error(itemLocation, "empty item in a list"); return nil }
-            if item.hasPrefix("$") {
-                let name = String(item.dropFirst())
-                guard let index = variables.firstIndex(where: { $0.name == name }) else {
-                    let hint = closestMatch(to: name, in: variables.map(\.name)).map { " (did you mean '$\($0)'?)" } ?? ""
-                    error(itemLocation, "undefined variable '$\(name)'\(hint)")
-                    return nil
-                }
-                variables[index].used = true
-                values.append(variables[index].value)
+            if item.hasPrefix("$"), RecipeParser.isIdentifier(String(item.dropFirst())) {
+                guard let value = variableValue(String(item.dropFirst()), at: itemLocation) else { return nil }
+                values.append(value)
+            } else if item.contains("$") {
+                // `group:$g`: substitute each `$name` by the variable's text, then read the scalar.
+                guard let text = substitute(item, at: itemLocation) else { return nil }
+                values.append(RecipeValue(scalar: text))
             } else {
                 values.append(RecipeValue(scalar: item))
             }
         }
         return values.count == 1 ? values[0] : .list(values)
+    }
+
+    private mutating func variableValue(_ name: String, at location: SourceLocation) -> RecipeValue? {
+        guard let index = variables.firstIndex(where: { $0.name == name }) else {
+            let hint = closestMatch(to: name, in: variables.map(\.name)).map { " (did you mean '$\($0)'?)" } ?? ""
+            error(location, "undefined variable '$\(name)'\(hint)")
+            return nil
+        }
+        variables[index].used = true
+        return variables[index].value
+    }
+
+    /// Replaces every `$identifier` in `text` with the variable's value as written in a recipe.
+    private mutating func substitute(_ text: String, at location: SourceLocation) -> String? {
+        var out = ""
+        var chars = Substring(text)
+        var column = location.column
+        while let dollar = chars.firstIndex(of: "$") {
+            out += chars[..<dollar]
+            column += chars.distance(from: chars.startIndex, to: dollar)
+            let rest = chars[chars.index(after: dollar)...]
+            let name = String(rest.prefix { $0 == "_" || ($0.isASCII && ($0.isLetter || $0.isNumber)) })
+            let here = SourceLocation(file: location.file, line: location.line, column: column)
+            guard !name.isEmpty, RecipeParser.isIdentifier(name) else { error(here, "'$' must be followed by a variable name"); return nil }
+            guard let value = variableValue(name, at: here) else { return nil }
+            if case .string(let s) = value { out += s } else { out += value.description }
+            chars = rest.dropFirst(name.count)
+            column += 1 + name.count
+        }
+        return out + chars
     }
 
     private mutating func error(_ location: SourceLocation, _ message: String) {

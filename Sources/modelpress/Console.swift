@@ -1,5 +1,6 @@
 import ArgumentParser
 import ModelPress
+import CheckpointFormats
 #if canImport(Glibc)
 @preconcurrency import Glibc
 #endif
@@ -48,4 +49,11 @@ func reportingErrors(_ body: () throws -> Void) throws {
         Console.standardError("modelpress: error: \(Console.printable(String(describing: error)))\n")
         throw ExitCode(ExitStatus.code(for: error))
     }
+}
+
+/// Writes `text` to `path` atomically.
+func writeText(_ text: String, to path: String) throws {
+    let writer = try AtomicFileWriter(destination: path)
+    try writer.write(Array(text.utf8))
+    try writer.commit()
 }

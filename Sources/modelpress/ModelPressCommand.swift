@@ -11,6 +11,6 @@ struct ModelPressCommand: ParsableCommand {
         (malformed checkpoint, bad recipe or calibration file).
         """,
         version: ModelPressVersion.string,
-        subcommands: [InspectCommand.self, ConvertCommand.self]
+        subcommands: [InspectCommand.self, ConvertCommand.self, CompressCommand.self, CheckCommand.self, PassesCommand.self]
     )
 }

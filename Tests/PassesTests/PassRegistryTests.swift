@@ -47,6 +47,8 @@ struct PassRegistryTests {
                 "r:2:1: error: quantize.int: tensor 'model.layers.1.self_attn.q_proj.weight': row length 256 is not a multiple of the group size 100",
                 "r:3:1: error: quantize.int selects no tensor (add optional=true if that is intended)",
                 "r:5:21: error: quantize.fp8 format: 'e4m4' is not one of e4m3, e5m2 (did you mean 'e4m3'?)",
+                "r:5:1: error: tensor 'model.layers.0.self_attn.q_proj.weight' is already compressed by the step at r:2:1",
+                "r:5:1: error: tensor 'model.layers.1.self_attn.q_proj.weight' is already compressed by the step at r:2:1",
                 "r:6:1: error: the 'output' step is not yet supported",
             ])
         }

@@ -38,6 +38,19 @@ struct RecipeParserTests {
         #expect(recipe.variables.allSatisfy { $0.used })
     }
 
+    @Test("a variable may stand inside a bare value: group:$g")
+    func embeddedVariables() throws {
+        let recipe = try RecipeParser.parse(text: "let g = 128\nlet pct = 99.9%\nq.x granularity=group:$g clipping=percentile:$g name=a$g$g", file: "r")
+        #expect(recipe.steps[0].option("granularity")?.value == .word("group:128"))
+        #expect(recipe.steps[0].option("name")?.value == .word("a128128"))
+        do {
+            _ = try RecipeParser.parse(text: "let g = 1\nq.x granularity=group:$h", file: "r")
+            Issue.record("no error")
+        } catch {
+            #expect(error.diagnostics.map(\.description) == ["r:2:23: error: undefined variable '$h' (did you mean '$g'?)"])
+        }
+    }
+
     @Test("--set overrides a default, in command-line order (last wins)")
     func overrides() throws {
         let recipe = try RecipeParser.parse(text: Self.sample, file: "w4.recipe", overrides: [("bits", "3"), ("bits", "2")])

@@ -1,0 +1,93 @@
+import TensorCore
+import CheckpointFormats
+import Recipes
+import Reports
+import Passes
+
+/// `modelpress compress`: load → parse the recipe → bind (all problems reported before any weight is
+/// read) → apply each step to the tensors it selects, tensor by tensor → write → report.
+///
+/// The report compares every output tensor with its input: `relative_error = ‖W − W'‖_F / ‖W‖_F`,
+/// SQNR, max abs error, cosine, sparsity, bytes in and out. Tensors no step selects are copied and
+/// report zero error. Outputs: safetensors, with quantized tensors in the compressed-tensors layout.
+public struct CompressionPipeline: Sendable {
+    public let inputPath: String
+    public let recipePath: String
+    public let overrides: [(name: String, text: String)]
+    public var threadCount = 1
+    public var registry = PassRegistry.builtIn
+
+    public init(inputPath: String, recipePath: String, overrides: [(name: String, text: String)] = []) {
+        self.inputPath = inputPath
+        self.recipePath = recipePath
+        self.overrides = overrides
+    }
+
+    /// The bound steps and the names each selects (what `modelpress check` prints).
+    public func check() throws -> [(step: String, location: SourceLocation, tensors: [String])] {
+        let (checkpoint, steps, _) = try bind()
+        return steps.map { step in (type(of: step.pass).name, step.location, step.selected.map { checkpoint.entries[$0].name }) }
+    }
+
+    private func bind() throws -> (Checkpoint, [BoundStep], Recipe) {
+        let checkpoint = try CheckpointReader.open(path: inputPath)
+        let recipe = try RecipeParser.parse(path: recipePath, overrides: overrides)
+        let steps = try registry.bind(recipe, manifest: CheckpointManifest(checkpoint))
+        return (checkpoint, steps, recipe)
+    }
+
+    /// Compresses to `outputPath` (`.safetensors`) and returns the report.
+    public func compress(outputPath: String) throws -> CompressionReport {
+        guard outputPath.hasSuffix(".safetensors") else {
+            throw UsageError("\(outputPath): compress writes .safetensors for now (GGUF and zstd outputs of recipes are not yet supported)")
+        }
+        if let output = FileSystem.identity(outputPath),
+           try CheckpointFormat.sourceFiles(path: inputPath).contains(where: { FileSystem.identity($0).map { $0 == output } ?? false }) {
+            throw UsageError("\(outputPath): the output would overwrite the input")
+        }
+        var (checkpoint, steps, _) = try bind()
+        let original = checkpoint
+        let context = PassContext(threadCount: threadCount)
+        for step in steps {
+            for i in step.selected {
+                var entry = checkpoint.entries[i]
+                try step.pass.apply(to: &entry, context: context)
+                checkpoint.replacePayload(at: i, with: entry.payload)
+            }
+        }
+        try SafetensorsWriter.write(checkpoint, to: outputPath)
+        var records: [TensorRecord] = []
+        for (before, after) in zip(original.entries, checkpoint.entries) {
+            records.append(try record(before: before, after: after))
+        }
+        return CompressionReport(version: ModelPressVersion.string, input: inputPath, output: outputPath, recipe: recipePath, tensors: records)
+    }
+
+    private func record(before: TensorEntry, after: TensorEntry) throws -> TensorRecord {
+        guard case .dense(let input) = before.payload else {
+            throw UsageError("tensor '\(before.name)' is \(before.encodingName); compressing already-quantized inputs is not yet supported")
+        }
+        let outputBytes: Int
+        let reconstruction: [Float]?
+        switch after.payload {
+        case .quantized(let q):
+            outputBytes = try CompressedTensorsLayout.encode(name: after.name, q).reduce(0) { $0 + $1.tensor.byteCount }
+            reconstruction = q.dequantized()
+        case .dense(let t):
+            outputBytes = t.byteCount
+            reconstruction = t.dtype.isConvertibleFloat && input.dtype.isConvertibleFloat ? try t.floats() : nil
+        case .ggml(let t):
+            outputBytes = t.storage.count
+            reconstruction = nil
+        }
+        guard let reconstruction, input.dtype.isConvertibleFloat else {
+            // Copied non-float tensors: exact by construction.
+            return TensorRecord(name: before.name, shape: before.shape, inputDType: input.dtype.rawValue, encoding: after.encodingName,
+                                sparsity: 0, inputByteCount: input.byteCount, outputByteCount: outputBytes, relativeError: 0,
+                                sqnrDecibels: .infinity, maxAbsoluteError: 0, cosine: 1)
+        }
+        let metrics = try ErrorMetrics(original: try input.floats(), reconstruction: reconstruction)
+        return TensorRecord(name: before.name, shape: before.shape, inputDType: input.dtype.rawValue, encoding: after.encodingName,
+                            inputByteCount: input.byteCount, outputByteCount: outputBytes, metrics: metrics)
+    }
+}

@@ -1,0 +1,55 @@
+import ArgumentParser
+import ModelPress
+import Reports
+
+struct CompressCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "compress",
+        abstract: "Compress a checkpoint with a recipe file and print the per-layer error report."
+    )
+
+    @Argument(help: "Input checkpoint (.safetensors, sharded index or its folder, .gguf).")
+    var input: String
+
+    @Option(help: "The recipe file (one step per line).")
+    var recipe: String
+
+    @Option(name: .shortAndLong, help: "Output path (.safetensors).")
+    var output: String
+
+    @Option(name: .customLong("set"), help: "Override a recipe variable: --set bits=3 (repeatable).")
+    var overrides: [String] = []
+
+    @Option(help: "Write the report here (.json, .csv or .md by extension).")
+    var report: String?
+
+    @Option(help: "Worker threads (default: all cores).")
+    var threads: Int?
+
+    @Flag(help: "Print the report as JSON instead of the summary.")
+    var json = false
+
+    @Flag(help: "Print nothing on success.")
+    var quiet = false
+
+    func run() throws {
+        try reportingErrors {
+            var pipeline = CompressionPipeline(inputPath: input, recipePath: recipe, overrides: try parseOverrides(overrides))
+            pipeline.threadCount = max(1, threads ?? 1)
+            let result = try pipeline.compress(outputPath: output)
+            if let report {
+                let text = report.hasSuffix(".csv") ? result.renderCSV() : report.hasSuffix(".md") ? result.renderMarkdown() : result.renderJSON()
+                try writeText(text, to: report)
+            }
+            if json { Console.standardOutput(result.renderJSON()) } else if !quiet { Console.standardOutput(result.renderSummary()) }
+        }
+    }
+}
+
+/// `name=value` pairs from `--set`.
+func parseOverrides(_ items: [String]) throws -> [(name: String, text: String)] {
+    try items.map { item in
+        guard let eq = item.firstIndex(of: "="), eq != item.startIndex else { throw UsageError("--set expects name=value, got '\(item)'") }
+        return (String(item[..<eq]), String(item[item.index(after: eq)...]))
+    }
+}

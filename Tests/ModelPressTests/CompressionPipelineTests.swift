@@ -1,0 +1,81 @@
+import Foundation
+import Testing
+import TensorCore
+import CheckpointFormats
+import Recipes
+import Reports
+import ModelPress
+import TestSupport
+
+@Suite("Compression pipeline")
+struct CompressionPipelineTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let pico = root.appendingPathComponent("TestModels/pico-llama-f32").path
+    static let recipes = (try? FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent("Recipes").path))?
+        .filter { $0.hasSuffix(".recipe") }.sorted() ?? []
+
+    @Test("Recipes/ holds the documented recipes")
+    func recipeList() {
+        #expect(Self.recipes == ["fp8-e4m3.recipe", "w4-group128.recipe", "w4-mse-clip.recipe", "w8-per-channel.recipe"])
+    }
+
+    @Test("every recipe runs on the test model; the report matches the written file", arguments: recipes)
+    func runRecipe(_ name: String) throws {
+        let dir = try TemporaryDirectory(prefix: "pipeline")
+        let output = dir.url("out.safetensors")
+        let recipe = Self.root.appendingPathComponent("Recipes/\(name)").path
+        let report = try CompressionPipeline(inputPath: Self.pico, recipePath: recipe).compress(outputPath: output)
+        let original = try CheckpointReader.open(path: Self.pico)
+        let written = try CheckpointReader.open(path: output)
+        #expect(written.entries.map(\.name) == original.entries.map(\.name))
+        #expect(report.tensors.map(\.name) == original.entries.map(\.name))
+        var quantizedCount = 0
+        for ((before, after), record) in zip(zip(original.entries, written.entries), report.tensors) {
+            guard case .dense(let input) = before.payload else { continue }
+            let x = try input.floats()
+            let y: [Float]
+            switch after.payload {
+            case .quantized(let q): y = q.dequantized(); quantizedCount += 1
+            case .dense(let t): y = try t.floats()
+            case .ggml: Issue.record("unexpected ggml payload"); continue
+            }
+            // Independent relative error in Double.
+            var num = 0.0, den = 0.0
+            for (a, b) in zip(x, y) { num += Double(a - b) * Double(a - b); den += Double(a) * Double(a) }
+            let expected = (num / den).squareRoot()
+            #expect(abs(record.relativeError - expected) <= 1e-9 + 1e-6 * expected, "\(name) \(before.name)")
+            #expect(record.encoding == after.encodingName)
+        }
+        #expect(quantizedCount == 16, "\(name): 14 linear weights + embeddings + lm_head")
+        let fileSize = try FileManager.default.attributesOfItem(atPath: output)[.size] as! Int
+        #expect(report.totals.outputByteCount < fileSize && fileSize < report.totals.outputByteCount + 16_384, "header is the only overhead")
+        #expect(report.totals.ratio > 3.5)
+    }
+
+    @Test("--set overrides reach the passes: bits=3 gives 3-bit codes and a larger error than 4")
+    func overrides() throws {
+        let dir = try TemporaryDirectory(prefix: "pipeline-set")
+        let recipe = Self.root.appendingPathComponent("Recipes/w4-mse-clip.recipe").path
+        let four = try CompressionPipeline(inputPath: Self.pico, recipePath: recipe).compress(outputPath: dir.url("a.safetensors"))
+        let three = try CompressionPipeline(inputPath: Self.pico, recipePath: recipe, overrides: [("bits", "3")]).compress(outputPath: dir.url("b.safetensors"))
+        let q = three.tensors.first { $0.name == "model.layers.0.mlp.up_proj.weight" }!
+        #expect(q.encoding == "int3 sym channel")
+        #expect(q.relativeError > four.tensors.first { $0.name == q.name }!.relativeError * 1.5)
+    }
+
+    @Test("recipe problems are all reported before anything is written")
+    func badRecipe() throws {
+        let dir = try TemporaryDirectory(prefix: "pipeline-bad")
+        let recipe = try dir.write(Array("quantize.int bits=9 granularity=group:100\nquantize.int targets=\"*q_proj*\"\n".utf8), to: "bad.recipe")
+        do {
+            _ = try CompressionPipeline(inputPath: Self.pico, recipePath: recipe).compress(outputPath: dir.url("out.safetensors"))
+            Issue.record("no error")
+        } catch let error as RecipeDiagnostics {
+            let lines = error.diagnostics.map(\.description)
+            #expect(lines.first == "\(recipe):1:19: error: quantize.int bits: 9 is out of range 2...8")
+            #expect(lines.contains { $0.hasSuffix("row length 256 is not a multiple of the group size 100") })
+            #expect(lines.contains { $0.contains(":2:1: error: tensor 'model.layers.0.self_attn.q_proj.weight' is already compressed by the step at \(recipe):1:1") })
+        }
+        #expect(!FileManager.default.fileExists(atPath: dir.url("out.safetensors")))
+    }
+}
