@@ -11,11 +11,12 @@ BIN := .build/release/modelpress
 
 .PHONY: demo test deps pydeps build release bench clean
 
-## demo: install what is missing, build, then inspect a test model, quantize it to Q4_K GGUF,
-## dequantize it back to safetensors and print the summaries.
+## demo: install what is missing, build, compress a test model with a recipe and print the report,
+## then quantize it to Q4_K GGUF and dequantize it back, printing the summaries.
 demo: deps release
 	@mkdir -p out
 	$(BIN) inspect $(DEMO_MODEL)
+	$(BIN) compress $(DEMO_MODEL) --recipe Recipes/w4-group128.recipe -o out/pico-llama-w4g128.safetensors --report out/pico-llama-w4g128.report.json
 	$(BIN) convert $(DEMO_MODEL) -o out/pico-llama-q4_k.gguf --type Q4_K
 	$(BIN) inspect out/pico-llama-q4_k.gguf
 	$(BIN) convert out/pico-llama-q4_k.gguf -o out/pico-llama-q4_k-dequantized.safetensors --dtype bf16
