@@ -56,38 +56,7 @@ public struct CompressionPipeline: Sendable {
             }
         }
         try SafetensorsWriter.write(checkpoint, to: outputPath)
-        var records: [TensorRecord] = []
-        for (before, after) in zip(original.entries, checkpoint.entries) {
-            records.append(try record(before: before, after: after))
-        }
-        return CompressionReport(version: ModelPressVersion.string, input: inputPath, output: outputPath, recipe: recipePath, tensors: records)
-    }
-
-    private func record(before: TensorEntry, after: TensorEntry) throws -> TensorRecord {
-        guard case .dense(let input) = before.payload else {
-            throw UsageError("tensor '\(before.name)' is \(before.encodingName); compressing already-quantized inputs is not yet supported")
-        }
-        let outputBytes: Int
-        let reconstruction: [Float]?
-        switch after.payload {
-        case .quantized(let q):
-            outputBytes = try CompressedTensorsLayout.encode(name: after.name, q).reduce(0) { $0 + $1.tensor.byteCount }
-            reconstruction = q.dequantized()
-        case .dense(let t):
-            outputBytes = t.byteCount
-            reconstruction = t.dtype.isConvertibleFloat && input.dtype.isConvertibleFloat ? try t.floats() : nil
-        case .ggml(let t):
-            outputBytes = t.storage.count
-            reconstruction = nil
-        }
-        guard let reconstruction, input.dtype.isConvertibleFloat else {
-            // Copied non-float tensors: exact by construction.
-            return TensorRecord(name: before.name, shape: before.shape, inputDType: input.dtype.rawValue, encoding: after.encodingName,
-                                sparsity: 0, inputByteCount: input.byteCount, outputByteCount: outputBytes, relativeError: 0,
-                                sqnrDecibels: .infinity, maxAbsoluteError: 0, cosine: 1)
-        }
-        let metrics = try ErrorMetrics(original: try input.floats(), reconstruction: reconstruction)
-        return TensorRecord(name: before.name, shape: before.shape, inputDType: input.dtype.rawValue, encoding: after.encodingName,
-                            inputByteCount: input.byteCount, outputByteCount: outputBytes, metrics: metrics)
+        return try ReportBuilder.report(original: original, compressed: checkpoint, input: inputPath, output: outputPath,
+                                        recipe: recipePath, threadCount: threadCount)
     }
 }

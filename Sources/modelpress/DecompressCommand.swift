@@ -1,0 +1,38 @@
+import ArgumentParser
+import ModelPress
+import TensorCore
+
+struct DecompressCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "decompress",
+        abstract: "Write a dense safetensors copy (original names, order and shapes) that any tool can load."
+    )
+
+    @Argument(help: "A compressed checkpoint (.safetensors from compress, .gguf).")
+    var input: String
+
+    @Option(name: .shortAndLong, help: "Output path (.safetensors).")
+    var output: String
+
+    @Option(help: "dtype of the reconstructed tensors: f32 (default), f16 or bf16. Never-compressed tensors keep their dtype unless this is given.")
+    var dtype: String?
+
+    @Flag(help: "Print nothing on success.")
+    var quiet = false
+
+    func run() throws {
+        try reportingErrors {
+            guard output.hasSuffix(".safetensors") else { throw UsageError("\(output): decompress writes .safetensors") }
+            var options = CheckpointConversion.Options()
+            if let dtype {
+                guard let parsed = DType(userName: dtype), CheckpointConversion.castTargets.contains(parsed) else {
+                    throw UsageError("--dtype must be f32, f16 or bf16 (got \(dtype))")
+                }
+                options.dtype = parsed
+            }
+            var conversion = try CheckpointConversion(inputPath: input, outputPath: output, options: options)
+            let summary = try conversion.run()
+            if !quiet { Console.standardOutput("wrote \(output): \(summary.rows.count) tensors, \(summary.parameterCount) parameters, \(summary.byteCount) bytes\n") }
+        }
+    }
+}

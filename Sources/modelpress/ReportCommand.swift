@@ -1,0 +1,32 @@
+import ArgumentParser
+import ModelPress
+import CheckpointFormats
+
+struct ReportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "report",
+        abstract: "Per-layer error report of a compressed checkpoint against its original."
+    )
+
+    @Argument(help: "The original checkpoint.")
+    var original: String
+
+    @Argument(help: "The compressed checkpoint.")
+    var compressed: String
+
+    @Option(name: .shortAndLong, help: "Write the report here (.json, .csv or .md by extension).")
+    var output: String
+
+    @Flag(help: "Print nothing on success.")
+    var quiet = false
+
+    func run() throws {
+        try reportingErrors {
+            let report = try ReportBuilder.report(original: CheckpointReader.open(path: original), compressed: CheckpointReader.open(path: compressed),
+                                                  input: original, output: compressed, recipe: nil)
+            let text = output.hasSuffix(".csv") ? report.renderCSV() : output.hasSuffix(".md") ? report.renderMarkdown() : report.renderJSON()
+            try writeText(text, to: output)
+            if !quiet { Console.standardOutput(report.renderSummary()) }
+        }
+    }
+}
