@@ -36,10 +36,11 @@ public struct CompressionPipeline: Sendable {
         return (checkpoint, steps, recipe)
     }
 
-    /// Compresses to `outputPath` (`.safetensors`) and returns the report.
+    /// Compresses to `outputPath` (`.safetensors`, or `.gguf` when every tensor ends up dense or in a
+    /// ggml block type) and returns the report.
     public func compress(outputPath: String) throws -> CompressionReport {
-        guard outputPath.hasSuffix(".safetensors") else {
-            throw UsageError("\(outputPath): compress writes .safetensors for now (GGUF and zstd outputs of recipes are not yet supported)")
+        guard outputPath.hasSuffix(".safetensors") || outputPath.hasSuffix(".gguf") else {
+            throw UsageError("\(outputPath): compress writes .safetensors or .gguf (zstd outputs are not yet supported)")
         }
         if let output = FileSystem.identity(outputPath),
            try CheckpointFormat.sourceFiles(path: inputPath).contains(where: { FileSystem.identity($0).map { $0 == output } ?? false }) {
@@ -55,7 +56,14 @@ public struct CompressionPipeline: Sendable {
                 checkpoint.replacePayload(at: i, with: entry.payload)
             }
         }
-        try SafetensorsWriter.write(checkpoint, to: outputPath)
+        if outputPath.hasSuffix(".gguf") {
+            if let entry = checkpoint.entries.first(where: { if case .quantized = $0.payload { true } else { false } }) {
+                throw UsageError("tensor '\(entry.name)' is \(entry.encodingName): writing integer/FP8 tensors to GGUF is not yet supported; use quantize.ggml or a .safetensors output")
+            }
+            try GGUFWriter.write(checkpoint, to: outputPath)
+        } else {
+            try SafetensorsWriter.write(checkpoint, to: outputPath)
+        }
         return try ReportBuilder.report(original: original, compressed: checkpoint, input: inputPath, output: outputPath,
                                         recipe: recipePath, threadCount: threadCount)
     }

@@ -16,13 +16,13 @@ struct CompressionPipelineTests {
 
     @Test("Recipes/ holds the documented recipes")
     func recipeList() {
-        #expect(Self.recipes == ["fp8-e4m3.recipe", "w4-group128.recipe", "w4-mse-clip.recipe", "w8-per-channel.recipe"])
+        #expect(Self.recipes == ["fp8-e4m3.recipe", "gguf-q4k.recipe", "w4-group128.recipe", "w4-mse-clip.recipe", "w8-per-channel.recipe"])
     }
 
     @Test("every recipe runs on the test model; the report matches the written file", arguments: recipes)
     func runRecipe(_ name: String) throws {
         let dir = try TemporaryDirectory(prefix: "pipeline")
-        let output = dir.url("out.safetensors")
+        let output = dir.url(name.hasPrefix("gguf-") ? "out.gguf" : "out.safetensors")
         let recipe = Self.root.appendingPathComponent("Recipes/\(name)").path
         let report = try CompressionPipeline(inputPath: Self.pico, recipePath: recipe).compress(outputPath: output)
         let original = try CheckpointReader.open(path: Self.pico)
@@ -37,7 +37,7 @@ struct CompressionPipelineTests {
             switch after.payload {
             case .quantized(let q): y = q.dequantized(); quantizedCount += 1
             case .dense(let t): y = try t.floats()
-            case .ggml: Issue.record("unexpected ggml payload"); continue
+            case .ggml(let t): y = try GGMLQuantization.dequantize(t, name: after.name); quantizedCount += 1
             }
             // Independent relative error in Double.
             var num = 0.0, den = 0.0
@@ -48,7 +48,7 @@ struct CompressionPipelineTests {
         }
         #expect(quantizedCount == 16, "\(name): 14 linear weights + embeddings + lm_head")
         let fileSize = try FileManager.default.attributesOfItem(atPath: output)[.size] as! Int
-        #expect(report.totals.outputByteCount < fileSize && fileSize < report.totals.outputByteCount + 16_384, "header is the only overhead")
+        #expect(report.totals.outputByteCount < fileSize && fileSize < report.totals.outputByteCount + 16_384, "headers and padding are the only overhead")
         #expect(report.totals.ratio > 3.5)
     }
 
@@ -77,5 +77,30 @@ struct CompressionPipelineTests {
             #expect(lines.contains { $0.contains(":2:1: error: tensor 'model.layers.0.self_attn.q_proj.weight' is already compressed by the step at \(recipe):1:1") })
         }
         #expect(!FileManager.default.fileExists(atPath: dir.url("out.safetensors")))
+    }
+
+    @Test("quantize.ggml gives the same tensor bytes as convert --type (llama-quantize --pure); cast rounds to BF16")
+    func ggmlAndCast() throws {
+        let dir = try TemporaryDirectory(prefix: "pipeline-ggml")
+        let recipe = try dir.write(Array("quantize.ggml type=Q4_K\ncast dtype=bf16 targets=\"*norm*\"\n".utf8), to: "r.recipe")
+        _ = try CompressionPipeline(inputPath: Self.pico, recipePath: recipe).compress(outputPath: dir.url("a.gguf"))
+        var conversion = try CheckpointConversion(inputPath: Self.pico, outputPath: dir.url("b.gguf"),
+                                                  options: .init(quantization: .pure(.q4_K), threadCount: 2))
+        try conversion.run()
+        let a = try GGUFReader.open(path: dir.url("a.gguf")), b = try GGUFReader.open(path: dir.url("b.gguf"))
+        var compared = 0
+        for entry in b.entries {
+            guard case .ggml(let expected) = entry.payload else { continue }
+            guard case .ggml(let actual)? = a[entry.name]?.payload else { Issue.record("\(entry.name) not quantized"); continue }
+            #expect(actual.storage == expected.storage, "\(entry.name)")
+            compared += 1
+        }
+        #expect(compared == 16)
+        let original = try CheckpointReader.open(path: Self.pico)
+        guard case .dense(let norm)? = a["model.norm.weight"]?.payload, case .dense(let source)? = original["model.norm.weight"]?.payload else {
+            Issue.record("norm missing"); return
+        }
+        #expect(norm.dtype == .bf16)
+        #expect(try norm.floats() == (try source.floats()).map { HalfPrecision.float(bfloat16Bits: HalfPrecision.bfloat16Bits($0)) })
     }
 }

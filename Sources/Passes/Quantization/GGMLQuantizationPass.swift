@@ -1,0 +1,48 @@
+import TensorCore
+import CheckpointFormats
+import Recipes
+
+/// `quantize.ggml`: llama.cpp block quantization (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K…Q6_K) of the
+/// selected weights, byte-identical to llama.cpp's reference quantizers (see `BlockCodecs`).
+///
+/// ```
+/// quantize.ggml type=Q4_K ignore="*norm*"
+/// ```
+/// Rows (the innermost dimension) must be whole blocks (32 values, 256 for K types). The output is
+/// GGUF (`-o model.gguf`). Importance weights from calibration data are not yet wired in.
+public struct GGMLQuantizationPass: CompressionPass {
+    public static let name = "quantize.ggml"
+    public static let summary = "llama.cpp block types (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K), byte-identical to llama.cpp"
+
+    public static let types: [GGMLType] = [.q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K]
+
+    public struct Options: PassOptions {
+        public var type: GGMLType
+
+        public init(reading reader: inout OptionReader) {
+            let name = reader.choice("type", default: "Q8_0", from: GGMLQuantizationPass.types.map(\.name), help: "ggml block type")
+            type = GGMLType(name: name) ?? .q8_0
+        }
+    }
+
+    public let options: Options
+    public init(options: Options) { self.options = options }
+
+    public static func selectsByDefault(name: String, rank: Int) -> Bool { isWeightMatrix(name: name, rank: rank) }
+
+    public func problem(with entry: CheckpointManifest.Entry) -> String? {
+        guard let dtype = entry.dtype, dtype.isConvertibleFloat else { return "expects a dense float tensor, found \(entry.encoding)" }
+        let rowLength = entry.shape.dimensions.last ?? 1
+        guard rowLength % options.type.blockSize == 0 else {
+            return "row length \(rowLength) is not a multiple of the \(options.type.name) block size \(options.type.blockSize)"
+        }
+        return nil
+    }
+
+    public func apply(to entry: inout TensorEntry, context: PassContext) throws {
+        guard case .dense(let tensor) = entry.payload else {
+            throw PassError(pass: Self.name, tensor: entry.name, message: "expects a dense float tensor, found \(entry.encodingName)")
+        }
+        entry.payload = .ggml(try GGMLQuantization.quantize(tensor, name: entry.name, to: options.type, threadCount: context.threadCount))
+    }
+}
