@@ -16,6 +16,8 @@ public struct CompressionPipeline: Sendable {
     public let overrides: [(name: String, text: String)]
     public var threadCount = 1
     public var registry = PassRegistry.builtIn
+    /// Called after each tensor is compressed: (tensors done, tensors to do, bytes of input done, name).
+    public var progress: (@Sendable (Int, Int, Int, String) -> Void)?
 
     public init(inputPath: String, recipePath: String, overrides: [(name: String, text: String)] = []) {
         self.inputPath = inputPath
@@ -49,11 +51,16 @@ public struct CompressionPipeline: Sendable {
         var (checkpoint, steps, _) = try bind()
         let original = checkpoint
         let context = PassContext(threadCount: threadCount)
+        let work = steps.reduce(0) { $0 + $1.selected.count }
+        var done = 0, bytesDone = 0
         for step in steps {
             for i in step.selected {
                 var entry = checkpoint.entries[i]
                 try step.pass.apply(to: &entry, context: context)
                 checkpoint.replacePayload(at: i, with: entry.payload)
+                done += 1
+                bytesDone += original.entries[i].byteCount
+                progress?(done, work, bytesDone, entry.name)
             }
         }
         if outputPath.hasSuffix(".gguf") {

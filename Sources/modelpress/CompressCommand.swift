@@ -36,6 +36,10 @@ struct CompressCommand: ParsableCommand {
         try reportingErrors {
             var pipeline = CompressionPipeline(inputPath: input, recipePath: recipe, overrides: try parseOverrides(overrides))
             pipeline.threadCount = max(1, threads ?? 1)
+            if !quiet {
+                let reporter = ProgressReporter()
+                pipeline.progress = { reporter.update(done: $0, total: $1, bytes: $2, name: $3) }
+            }
             let result = try pipeline.compress(outputPath: output)
             if let report {
                 let text = report.hasSuffix(".csv") ? result.renderCSV() : report.hasSuffix(".md") ? result.renderMarkdown() : result.renderJSON()
