@@ -70,7 +70,7 @@ public struct TensorEntry: Sendable {
         switch payload {
         case .dense(let t): t.byteCount
         case .ggml(let t): t.storage.count
-        case .quantized(let t): Int((t.bitsPerWeight * Double(t.shape.elementCount) / 8).rounded(.up))
+        case .quantized(let t): CompressedTensorsLayout.storedByteCount(t)
         }
     }
     /// A short label of the storage, e.g. `F32` or `Q4_K`.

@@ -72,10 +72,7 @@ public struct CheckpointConversion: Sendable {
     /// Runs the conversion and returns the written checkpoint's summary.
     @discardableResult
     public mutating func run() throws -> CheckpointSummary {
-        if let output = FileSystem.identity(outputPath),
-           try CheckpointFormat.sourceFiles(path: inputPath).contains(where: { FileSystem.identity($0).map { $0 == output } ?? false }) {
-            throw UsageError("\(outputPath): the output would overwrite the input")
-        }
+        try UsageError.refuseOverwriting(input: inputPath, output: outputPath)
         let input = try CheckpointReader.open(path: inputPath)
         switch outputFormat {
         case .safetensors: try writeSafetensors(input)
@@ -87,27 +84,16 @@ public struct CheckpointConversion: Sendable {
     private func writeSafetensors(_ input: Checkpoint) throws {
         var planned: [SafetensorsWriter.PlannedTensor] = []
         for entry in input.entries {
-            switch entry.payload {
-            case .dense(let tensor):
-                planned.append(.init(name: entry.name, dtype: outputDType(for: tensor.dtype), shape: tensor.shape))
-            case .ggml(let tensor):
-                planned.append(.init(name: entry.name, dtype: options.dtype ?? .f32, shape: tensor.shape))
-            case .quantized(let tensor):
-                planned.append(.init(name: entry.name, dtype: options.dtype ?? .f32, shape: tensor.shape))
-            }
+            // Dense tensors keep their dtype unless --dtype casts them; compressed ones are reconstructed.
+            let dtype: DType = if case .dense(let t) = entry.payload { outputDType(for: t.dtype) } else { options.dtype ?? .f32 }
+            planned.append(.init(name: entry.name, dtype: dtype, shape: entry.shape))
         }
         let metadata = input.metadata.map { (key: $0.key, value: $0.value.description) }
         let threads = options.threadCount
         try SafetensorsWriter.write(to: outputPath, metadata: metadata, tensors: planned) { position in
-            let name = input.entries[position].name
-            switch input.entries[position].payload {
-            case .dense(let t): return try t.converted(to: planned[position].dtype)
-            case .ggml(let t):
-                let values = try GGMLQuantization.dequantize(t, name: name, threadCount: threads)
-                return try DenseTensor(floats: values, shape: t.shape, dtype: planned[position].dtype)
-            case .quantized(let t):
-                return try DenseTensor(floats: t.dequantized(), shape: t.shape, dtype: planned[position].dtype)
-            }
+            let entry = input.entries[position]
+            if case .dense(let t) = entry.payload { return try t.converted(to: planned[position].dtype) }
+            return try DenseTensor(floats: entry.floatValues(threadCount: threads)!, shape: entry.shape, dtype: planned[position].dtype)
         }
     }
 

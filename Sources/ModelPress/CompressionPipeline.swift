@@ -27,15 +27,15 @@ public struct CompressionPipeline: Sendable {
 
     /// The bound steps and the names each selects (what `modelpress check` prints).
     public func check() throws -> [(step: String, location: SourceLocation, tensors: [String])] {
-        let (checkpoint, steps, _) = try bind()
+        let (checkpoint, steps) = try bind()
         return steps.map { step in (type(of: step.pass).name, step.location, step.selected.map { checkpoint.entries[$0].name }) }
     }
 
-    private func bind() throws -> (Checkpoint, [BoundStep], Recipe) {
+    private func bind() throws -> (Checkpoint, [BoundStep]) {
         let checkpoint = try CheckpointReader.open(path: inputPath)
         let recipe = try RecipeParser.parse(path: recipePath, overrides: overrides)
         let steps = try registry.bind(recipe, manifest: CheckpointManifest(checkpoint))
-        return (checkpoint, steps, recipe)
+        return (checkpoint, steps)
     }
 
     /// Compresses to `outputPath` (`.safetensors`, or `.gguf` when every tensor ends up dense or in a
@@ -44,11 +44,8 @@ public struct CompressionPipeline: Sendable {
         guard outputPath.hasSuffix(".safetensors") || outputPath.hasSuffix(".gguf") else {
             throw UsageError("\(outputPath): compress writes .safetensors or .gguf (zstd outputs are not yet supported)")
         }
-        if let output = FileSystem.identity(outputPath),
-           try CheckpointFormat.sourceFiles(path: inputPath).contains(where: { FileSystem.identity($0).map { $0 == output } ?? false }) {
-            throw UsageError("\(outputPath): the output would overwrite the input")
-        }
-        var (checkpoint, steps, _) = try bind()
+        try UsageError.refuseOverwriting(input: inputPath, output: outputPath)
+        var (checkpoint, steps) = try bind()
         let original = checkpoint
         let context = PassContext(threadCount: threadCount)
         let work = steps.reduce(0) { $0 + $1.selected.count }

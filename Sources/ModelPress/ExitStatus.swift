@@ -25,4 +25,12 @@ public struct UsageError: Error, Equatable, Sendable, CustomStringConvertible {
     public let message: String
     public init(_ message: String) { self.message = message }
     public var description: String { message }
+
+    /// Throws when `output` names the input file or one of its shards (the input is never modified).
+    public static func refuseOverwriting(input: String, output: String) throws {
+        guard let target = FileSystem.identity(output) else { return }
+        if try CheckpointFormat.sourceFiles(path: input).contains(where: { FileSystem.identity($0).map { $0 == target } ?? false }) {
+            throw UsageError("\(output): the output would overwrite the input")
+        }
+    }
 }

@@ -23,27 +23,10 @@ public enum ReportBuilder {
         return CompressionReport(version: ModelPressVersion.string, input: input, output: output, recipe: recipe, tensors: records)
     }
 
-    /// The values of any payload as Float, or nil for non-float dense tensors.
-    static func values(_ entry: TensorEntry, threadCount: Int) throws -> [Float]? {
-        switch entry.payload {
-        case .dense(let t): return t.dtype.isConvertibleFloat ? try t.floats() : nil
-        case .ggml(let t): return try GGMLQuantization.dequantize(t, name: entry.name, threadCount: threadCount)
-        case .quantized(let q): return q.dequantized()
-        }
-    }
-
-    /// Bytes a payload takes when written (compressed-tensors parts for quantized tensors).
-    static func storedByteCount(_ entry: TensorEntry) throws -> Int {
-        if case .quantized(let q) = entry.payload {
-            return try CompressedTensorsLayout.encode(name: entry.name, q).reduce(0) { $0 + $1.tensor.byteCount }
-        }
-        return entry.byteCount
-    }
-
     static func record(before: TensorEntry, after: TensorEntry, threadCount: Int) throws -> TensorRecord {
         let inputDType = if case .dense(let t) = before.payload { t.dtype.rawValue } else { before.encodingName }
-        let outputBytes = try storedByteCount(after)
-        guard let x = try values(before, threadCount: threadCount), let y = try values(after, threadCount: threadCount) else {
+        let outputBytes = after.byteCount
+        guard let x = try before.floatValues(threadCount: threadCount), let y = try after.floatValues(threadCount: threadCount) else {
             return TensorRecord(name: before.name, shape: before.shape, inputDType: inputDType, encoding: after.encodingName,
                                 sparsity: 0, inputByteCount: before.byteCount, outputByteCount: outputBytes, relativeError: 0,
                                 sqnrDecibels: .infinity, maxAbsoluteError: 0, cosine: 1)

@@ -7,14 +7,20 @@
 public struct TensorSelector: Sendable {
     public enum Pattern: Sendable, CustomStringConvertible {
         case glob(String)
-        case regex(String)
+        /// The source text and the expression, compiled once when the selector is built.
+        case regex(String, CompiledRegex)
 
         public var description: String {
             switch self {
             case .glob(let g): g
-            case .regex(let r): "re:" + r
+            case .regex(let r, _): "re:" + r
             }
         }
+    }
+
+    /// A compiled regular expression. Regex values are immutable; matching does not mutate them.
+    public struct CompiledRegex: @unchecked Sendable {
+        let regex: Regex<AnyRegexOutput>
     }
 
     public let targets: [Pattern]?
@@ -32,8 +38,8 @@ public struct TensorSelector: Sendable {
     static func pattern(_ text: String) throws(SelectorError) -> Pattern {
         if text.hasPrefix("re:") {
             let body = String(text.dropFirst(3))
-            guard (try? Regex(body)) != nil else { throw SelectorError(pattern: text, message: "invalid regular expression") }
-            return .regex(body)
+            guard let regex = try? Regex(body) else { throw SelectorError(pattern: text, message: "invalid regular expression") }
+            return .regex(body, CompiledRegex(regex: regex))
         }
         return .glob(text)
     }
@@ -46,7 +52,7 @@ public struct TensorSelector: Sendable {
     static func matches(_ pattern: Pattern, _ name: String) -> Bool {
         switch pattern {
         case .glob(let g): globMatches(Array(g.unicodeScalars), Array(name.unicodeScalars))
-        case .regex(let r): (try? Regex(r).wholeMatch(in: name)) != nil
+        case .regex(_, let compiled): (try? compiled.regex.wholeMatch(in: name)) != nil
         }
     }
 

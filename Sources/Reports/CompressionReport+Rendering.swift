@@ -9,6 +9,11 @@ extension CompressionReport {
     /// ends. Numbers are the shortest round-trip decimals; infinities are `inf` / `-inf` (a lossless
     /// tensor has `sqnr_db` = `inf`), NaN is `nan` (all read by Python's `float`), and a missing
     /// `output_relative_error` is an empty field.
+    /// The rendering a file name asks for: CSV for `.csv`, Markdown for `.md`, JSON otherwise.
+    public func rendered(forPath path: String) -> String {
+        path.hasSuffix(".csv") ? renderCSV() : path.hasSuffix(".md") ? renderMarkdown() : renderJSON()
+    }
+
     public func renderCSV() -> String {
         let rows = tensors.map { t -> [String] in
             [t.name, CompressionReport.shapeText(t.shape.dimensions), t.inputDType, t.encoding,

@@ -30,6 +30,17 @@ public struct QuantizedTensor: Sendable, Equatable {
             case .group(let n): "group:\(n)"
             }
         }
+
+        /// Parses `tensor`, `channel` or `group:N` (N > 0), the spelling `description` writes.
+        public init?(_ text: String) {
+            switch text {
+            case "tensor": self = .tensor
+            case "channel": self = .channel
+            default:
+                guard text.hasPrefix("group:"), let n = Int(text.dropFirst(6)), n > 0 else { return nil }
+                self = .group(n)
+            }
+        }
     }
 
     public let shape: Shape

@@ -42,8 +42,7 @@ struct CompressCommand: ParsableCommand {
             }
             let result = try pipeline.compress(outputPath: output)
             if let report {
-                let text = report.hasSuffix(".csv") ? result.renderCSV() : report.hasSuffix(".md") ? result.renderMarkdown() : result.renderJSON()
-                try writeText(text, to: report)
+                try writeText(result.rendered(forPath: report), to: report)
             }
             if json { Console.standardOutput(result.renderJSON()) } else if !quiet { Console.standardOutput(result.renderSummary()) }
         }

@@ -25,9 +25,7 @@ struct DecompressCommand: ParsableCommand {
             guard output.hasSuffix(".safetensors") else { throw UsageError("\(output): decompress writes .safetensors") }
             var options = CheckpointConversion.Options()
             if let dtype {
-                guard let parsed = DType(userName: dtype), CheckpointConversion.castTargets.contains(parsed) else {
-                    throw UsageError("--dtype must be f32, f16 or bf16 (got \(dtype))")
-                }
+                guard let parsed = DType(userName: dtype) else { throw UsageError("--dtype must be f32, f16 or bf16 (got \(dtype))") }
                 options.dtype = parsed
             }
             var conversion = try CheckpointConversion(inputPath: input, outputPath: output, options: options)

@@ -24,8 +24,7 @@ struct ReportCommand: ParsableCommand {
         try reportingErrors {
             let report = try ReportBuilder.report(original: CheckpointReader.open(path: original), compressed: CheckpointReader.open(path: compressed),
                                                   input: original, output: compressed, recipe: nil)
-            let text = output.hasSuffix(".csv") ? report.renderCSV() : output.hasSuffix(".md") ? report.renderMarkdown() : report.renderJSON()
-            try writeText(text, to: output)
+            try writeText(report.rendered(forPath: output), to: output)
             if !quiet { Console.standardOutput(report.renderSummary()) }
         }
     }

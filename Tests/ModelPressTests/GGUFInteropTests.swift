@@ -293,6 +293,7 @@ struct GGUFInteropTests {
         #expect(checkpoint.metadata == expectedMetadata)
         #expect(checkpoint.metadataValue("t.f64.negzero") == .gguf(.float64(-0.0)))
         if case .gguf(.float64(let z))? = checkpoint.metadataValue("t.f64.negzero") { #expect(z.sign == .minus) }
+        else { Issue.record("t.f64.negzero is missing or not a FLOAT64") }
         #expect(checkpoint.entries.map(\.name) == tensors.map(\.name))
         #expect(written.tensors.map(\.name) == tensors.map(\.name))
         for (entry, (spec, w)) in zip(checkpoint.entries, zip(tensors, written.tensors)) {

@@ -34,13 +34,13 @@ extension CompressedTensorsLayout {
         let json: JSONValue
         do { json = try JSONParser.parse(Array(text.utf8)) } catch { throw fail(metadataKey, "invalid JSON: \(error)") }
         guard let records = json.objectMembers else { throw fail(metadataKey, "not an object") }
-        var replacement: [String: (position: Int, tensor: QuantizedTensor)] = [:]
+        var replacement: [String: QuantizedTensor] = [:]   // first part name -> the rebuilt tensor
         var names: [String: String] = [:]        // first part name -> the quantized tensor's name
         var consumed = Set<String>()
         for (name, spec) in records {
             guard let scheme = spec["scheme"]?.stringValue, let bits = spec["bits"]?.nonNegativeInt, (2...8).contains(bits),
                   case .bool(let symmetric)? = spec["symmetric"], let granularityText = spec["granularity"]?.stringValue,
-                  let granularity = granularity(granularityText) else { throw fail(name, "malformed scheme record") }
+                  let granularity = QuantizedTensor.Granularity(granularityText) else { throw fail(name, "malformed scheme record") }
             let module = module(of: name)
             func dense(_ part: String) throws -> DenseTensor {
                 guard let entry = checkpoint[part], case .dense(let t) = entry.payload else { throw fail(name, "missing part '\(part)'") }
@@ -97,28 +97,17 @@ extension CompressedTensorsLayout {
             } else {
                 throw fail(name, "unknown scheme '\(scheme)'")
             }
-            guard let position = checkpoint.entries.firstIndex(where: { $0.name == firstPart }) else { throw fail(name, "missing parts") }
-            replacement[firstPart] = (position, quantized)
+            replacement[firstPart] = quantized
             consumed.insert(firstPart)
             names[firstPart] = name
         }
         var entries: [TensorEntry] = []
         for entry in checkpoint.entries {
-            if let r = replacement[entry.name] { entries.append(TensorEntry(name: names[entry.name]!, payload: .quantized(r.tensor))); continue }
+            if let q = replacement[entry.name] { entries.append(TensorEntry(name: names[entry.name]!, payload: .quantized(q))); continue }
             if consumed.contains(entry.name) { continue }
             entries.append(entry)
         }
         return try Checkpoint(entries: entries, metadata: checkpoint.metadata.filter { $0.key != metadataKey })
-    }
-
-    static func granularity(_ text: String) -> QuantizedTensor.Granularity? {
-        switch text {
-        case "tensor": return .tensor
-        case "channel": return .channel
-        default:
-            guard text.hasPrefix("group:"), let n = Int(text.dropFirst(6)), n > 0 else { return nil }
-            return .group(n)
-        }
     }
 
     static func words(_ t: DenseTensor) -> [UInt32] {

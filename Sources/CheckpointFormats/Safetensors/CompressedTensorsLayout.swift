@@ -36,7 +36,7 @@ public enum CompressedTensorsLayout {
         case .codebook:
             throw CompressedTensorsError.unsupported(tensor: name, what: "codebook (NF4) tensors")
         case .integer:
-            let halfExact = q.scales.allSatisfy { HalfPrecision.float(halfBits: HalfPrecision.halfBits($0)) == $0 && $0.isNormal && $0 < 65504 }
+            let halfExact = scalesFitHalf(q.scales)
             var out: [(name: String, tensor: DenseTensor)] = [
                 (module + ".weight_packed", try pack(q.codes.map(UInt32.init), rows: rows, columns: columns, bits: q.bits)),
                 (module + ".weight_scale", try DenseTensor(floats: q.scales, shape: scaleShape, dtype: halfExact ? .f16 : .f32)),
@@ -55,6 +55,28 @@ public enum CompressedTensorsLayout {
             out.append((module + ".weight_shape", try DenseTensor(dtype: .i64, shape: Shape([dims.count]),
                                                                  storage: ByteStorage(dims.flatMap { v in withUnsafeBytes(of: v.littleEndian, Array.init) }))))
             return out
+        }
+    }
+
+    /// True when every scale is stored exactly as a normal FP16 number (then scales are written as F16).
+    static func scalesFitHalf(_ scales: [Float]) -> Bool {
+        scales.allSatisfy { HalfPrecision.float(halfBits: HalfPrecision.halfBits($0)) == $0 && $0.isNormal && $0 < 65504 }
+    }
+
+    /// Bytes the stored parts of `q` take (what `encode` writes), computed without packing anything.
+    public static func storedByteCount(_ q: QuantizedTensor) -> Int {
+        switch q.scheme {
+        case .float8: return q.codes.count + 4 * q.scales.count
+        case .codebook: return (q.codes.count * q.bits + 7) / 8 + 4 * q.scales.count
+        case .integer:
+            let rows = max(q.rowCount, 1), perWord = 32 / q.bits
+            var bytes = rows * ((q.columnCount + perWord - 1) / perWord) * 4
+            bytes += q.scales.count * (scalesFitHalf(q.scales) ? 2 : 4)
+            if !q.symmetric {
+                let zeroRows = q.granularity == .tensor ? 1 : rows
+                bytes += (zeroRows + perWord - 1) / perWord * (q.scales.count / zeroRows) * 4
+            }
+            return bytes + 8 * q.shape.rank
         }
     }
 

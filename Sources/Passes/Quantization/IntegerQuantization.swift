@@ -44,14 +44,11 @@ public struct IntegerQuantization: CompressionPass {
 
     static func granularity(_ text: String?, reader: inout OptionReader) -> QuantizedTensor.Granularity {
         guard let text else { return .channel }
-        switch text {
-        case "tensor": return .tensor
-        case "channel": return .channel
-        default:
-            if text.hasPrefix("group:"), let n = Int(text.dropFirst(6)), n > 0 { return .group(n) }
+        guard let granularity = QuantizedTensor.Granularity(text) else {
             reader.report("granularity", "'\(text)' is not tensor, channel or group:N")
             return .channel
         }
+        return granularity
     }
 
     static func clipping(_ text: String?, reader: inout OptionReader) -> IntegerQuantizer.Clipping {

@@ -57,6 +57,11 @@ struct CompressedTensorsLayoutTests {
         }
         #expect(q2 == q)
         #expect(f2 == fp8)
+        // The arithmetic size (used by inspect and reports) equals what encode writes.
+        for (name, tensor) in [("a.weight", q), ("b.weight", fp8)] {
+            let written = try CompressedTensorsLayout.encode(name: name, tensor).reduce(0) { $0 + $1.tensor.byteCount }
+            #expect(CompressedTensorsLayout.storedByteCount(tensor) == written)
+        }
     }
 
     @Test("a part that does not fit is reported naming the tensor")

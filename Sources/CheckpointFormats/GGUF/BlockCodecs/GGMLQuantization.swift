@@ -95,6 +95,18 @@ public enum GGMLQuantization {
     }
 }
 
+extension TensorEntry {
+    /// The tensor's values as `Float` whatever its payload (dequantizing ggml and quantized tensors),
+    /// or nil for a dense tensor whose dtype has no float conversion.
+    public func floatValues(threadCount: Int = 1) throws -> [Float]? {
+        switch payload {
+        case .dense(let t): t.dtype.isConvertibleFloat ? try t.floats() : nil
+        case .ggml(let t): try GGMLQuantization.dequantize(t, name: name, threadCount: threadCount)
+        case .quantized(let q): q.dequantized()
+        }
+    }
+}
+
 /// True when no value is NaN or ±Inf (exponent bits all ones), checked 16 lanes at a time.
 @inline(__always)
 func allFinite(_ row: UnsafeBufferPointer<Float>) -> Bool {
