@@ -54,6 +54,34 @@ public struct QuantizedTensor: Sendable, Equatable {
     public let scales: [Float]
     /// One integer zero point per group (equal to `2^(bits−1)` for symmetric schemes).
     public let zeroPoints: [Int32]
+    /// How `scales` are stored when they are themselves quantized (NF4 with QLoRA's double
+    /// quantization); nil when they are stored as they are. `scales` always holds the values used.
+    public let nestedScales: NestedScales?
+
+    /// Scales quantized to 8-bit codes of a 256-entry map in blocks of `blockSize` scales:
+    /// `scales[g] = map[codes[g]] · secondLevelScales[g / blockSize] + offset` (FP32 arithmetic).
+    public struct NestedScales: Sendable, Equatable {
+        public let codes: [UInt8]
+        public let secondLevelScales: [Float]
+        public let offset: Float
+        public let blockSize: Int
+        public let map: [Float]
+
+        public init(codes: [UInt8], secondLevelScales: [Float], offset: Float, blockSize: Int, map: [Float]) {
+            precondition(blockSize > 0 && map.count == 256 && secondLevelScales.count == (codes.count + blockSize - 1) / blockSize,
+                         "inconsistent nested scales")
+            self.codes = codes
+            self.secondLevelScales = secondLevelScales
+            self.offset = offset
+            self.blockSize = blockSize
+            self.map = map
+        }
+
+        /// The scales these codes stand for.
+        public func scales() -> [Float] {
+            codes.indices.map { g in map[Int(codes[g])] * secondLevelScales[g / blockSize] + offset }
+        }
+    }
 
     /// An integer-scheme tensor.
     public init(shape: Shape, bits: Int, symmetric: Bool, granularity: Granularity,
@@ -64,8 +92,9 @@ public struct QuantizedTensor: Sendable, Equatable {
 
     /// Any scheme; codebook and FP8 tensors have no zero points (pass zeros, one per scale).
     public init(shape: Shape, scheme: Scheme, bits: Int, symmetric: Bool, granularity: Granularity,
-                codes: [UInt8], scales: [Float], zeroPoints: [Int32]) {
-        precondition(codes.count == shape.elementCount && scales.count == zeroPoints.count, "inconsistent quantized tensor")
+                codes: [UInt8], scales: [Float], zeroPoints: [Int32], nestedScales: NestedScales? = nil) {
+        precondition(codes.count == shape.elementCount && scales.count == zeroPoints.count
+                     && (nestedScales == nil || nestedScales!.codes.count == scales.count), "inconsistent quantized tensor")
         self.shape = shape
         self.scheme = scheme
         self.bits = bits
@@ -74,6 +103,7 @@ public struct QuantizedTensor: Sendable, Equatable {
         self.codes = codes
         self.scales = scales
         self.zeroPoints = zeroPoints
+        self.nestedScales = nestedScales
     }
 
     public var rowCount: Int { shape.rowCount }
@@ -122,11 +152,17 @@ public struct QuantizedTensor: Sendable, Equatable {
     }
 
     /// Storage bits per weight: packed codes plus scales (16-bit for integer schemes, 32-bit for
-    /// FP8 and codebooks, as the writers store them) and `bits`-bit zero points when asymmetric.
+    /// FP8 and codebooks, as the writers store them; nested scales: 8 bits each plus a 32-bit
+    /// second-level scale per block and the 32-bit offset) and `bits`-bit zero points when asymmetric.
     public var bitsPerWeight: Double {
         let n = Double(max(shape.elementCount, 1))
-        let scaleBits = scheme == .integer ? 16.0 : 32.0
+        let scaleBits: Double
+        if let nested = nestedScales {
+            scaleBits = Double(8 * nested.codes.count + 32 * nested.secondLevelScales.count + 32)
+        } else {
+            scaleBits = Double(scales.count) * (scheme == .integer ? 16.0 : 32.0)
+        }
         let zeroBits = symmetric ? 0 : Double(zeroPoints.count * bits)
-        return Double(bits) + (Double(scales.count) * scaleBits + zeroBits) / n
+        return Double(bits) + (scaleBits + zeroBits) / n
     }
 }
