@@ -7,7 +7,7 @@ import Recipes
 public struct PassRegistry: Sendable {
     public let passes: [any CompressionPass.Type]
 
-    public static let builtIn = PassRegistry([IntegerQuantization.self, FP8Quantization.self, GGMLQuantizationPass.self, CastPass.self])
+    public static let builtIn = PassRegistry([IntegerQuantization.self, NF4Quantization.self, FP8Quantization.self, GGMLQuantizationPass.self, CastPass.self])
 
     /// Recipe step names handled by the pipeline itself, not by passes.
     public static let directives = ["output", "calibration"]

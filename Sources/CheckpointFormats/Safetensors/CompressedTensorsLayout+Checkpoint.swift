@@ -15,7 +15,7 @@ extension CompressedTensorsLayout {
                 let scheme: String = switch q.scheme {
                 case .integer: "int"
                 case .float8(let kind): "fp8_" + kind.rawValue
-                case .codebook: "codebook"
+                case .codebook: "nf4"
                 }
                 record.append((entry.name, .object([("scheme", .string(scheme)), ("bits", .integer(q.bits)),
                                                     ("symmetric", .bool(q.symmetric)), ("granularity", .string(q.granularity.description))])))
@@ -27,13 +27,25 @@ extension CompressedTensorsLayout {
     }
 
     /// The checkpoint with the parts recorded under `modelpress.quantization` put back together as
-    /// quantized tensors (at the position of their first part). Throws when the parts do not fit.
+    /// quantized tensors (at the position of their first part), and likewise every bitsandbytes NF4
+    /// weight (found by its `quant_state` part, so files written by bitsandbytes read too). Throws
+    /// when the parts do not fit.
     public static func collapse(_ checkpoint: Checkpoint, file: String) throws -> Checkpoint {
-        guard let text = checkpoint.metadataValue(metadataKey)?.description else { return checkpoint }
+        let foreignNF4 = BitsAndBytesLayout.weights(in: checkpoint.entries.map(\.name))
+        let text = checkpoint.metadataValue(metadataKey)?.description
+        if text == nil && foreignNF4.isEmpty { return checkpoint }
         func fail(_ tensor: String, _ reason: String) -> CompressedTensorsError { .malformed(tensor: tensor, reason: "\(file): \(reason)") }
-        let json: JSONValue
-        do { json = try JSONParser.parse(Array(text.utf8)) } catch { throw fail(metadataKey, "invalid JSON: \(error)") }
-        guard let records = json.objectMembers else { throw fail(metadataKey, "not an object") }
+        var records: [(key: String, value: JSONValue)] = []
+        if let text {
+            let json: JSONValue
+            do { json = try JSONParser.parse(Array(text.utf8)) } catch { throw fail(metadataKey, "invalid JSON: \(error)") }
+            guard let members = json.objectMembers else { throw fail(metadataKey, "not an object") }
+            records = members
+        }
+        for name in foreignNF4 where !records.contains(where: { $0.key == name }) {
+            records.append((name, .object([("scheme", .string("nf4")), ("bits", .integer(4)), ("symmetric", .bool(true)),
+                                           ("granularity", .string("group:64"))])))
+        }
         var replacement: [String: QuantizedTensor] = [:]   // first part name -> the rebuilt tensor
         var names: [String: String] = [:]        // first part name -> the quantized tensor's name
         var consumed = Set<String>()
@@ -94,6 +106,16 @@ extension CompressedTensorsLayout {
                 quantized = QuantizedTensor(shape: shape, scheme: .integer, bits: bits, symmetric: symmetric, granularity: granularity,
                                             codes: codes, scales: scales, zeroPoints: zeros)
                 firstPart = module + ".weight_packed"
+            } else if scheme == "nf4" {
+                let decoded = try BitsAndBytesLayout.decode(name: name, file: file) { part in
+                    guard let entry = checkpoint[part] else { return nil }
+                    guard case .dense(let t) = entry.payload else { throw fail(name, "part '\(part)' is not a plain tensor") }
+                    consumed.insert(part)
+                    return t
+                }
+                guard let decoded else { throw fail(name, "missing part '\(name + BitsAndBytesLayout.stateSuffix)'") }
+                quantized = decoded
+                firstPart = name
             } else {
                 throw fail(name, "unknown scheme '\(scheme)'")
             }

@@ -9,6 +9,7 @@ import TensorCore
 ///   not a normal FP16 number) `[rows, groups]` (`[1]` per tensor); for asymmetric schemes
 ///   `<module>.weight_zero_point` I32 packed the same way along the rows, `[⌈rows / (32/bits)⌉, groups]`;
 ///   `<module>.weight_shape` I64 `[rank]`.
+/// - NF4 codebook tensors: bitsandbytes' own serialization (see `BitsAndBytesLayout`).
 /// - FP8 (`float-quantized`): `<module>.weight` F8_E4M3 / F8_E5M2 with the codes and
 ///   `<module>.weight_scale` F32 `[rows, 1]` (`[1]` per tensor).
 /// The scheme of every quantized tensor is recorded in `__metadata__` under `modelpress.quantization`
@@ -34,7 +35,7 @@ public enum CompressedTensorsLayout {
             return [(name, try DenseTensor(dtype: kind.dtype, shape: q.shape, storage: ByteStorage(q.codes))),
                     (module + ".weight_scale", try DenseTensor(floats: q.scales, shape: scaleShape, dtype: .f32))]
         case .codebook:
-            throw CompressedTensorsError.unsupported(tensor: name, what: "codebook (NF4) tensors")
+            return try BitsAndBytesLayout.encode(name: name, q)
         case .integer:
             let halfExact = scalesFitHalf(q.scales)
             var out: [(name: String, tensor: DenseTensor)] = [
@@ -67,7 +68,7 @@ public enum CompressedTensorsLayout {
     public static func storedByteCount(_ q: QuantizedTensor) -> Int {
         switch q.scheme {
         case .float8: return q.codes.count + 4 * q.scales.count
-        case .codebook: return (q.codes.count * q.bits + 7) / 8 + 4 * q.scales.count
+        case .codebook: return BitsAndBytesLayout.storedByteCount(q)
         case .integer:
             let rows = max(q.rowCount, 1), perWord = 32 / q.bits
             var bytes = rows * ((q.columnCount + perWord - 1) / perWord) * 4

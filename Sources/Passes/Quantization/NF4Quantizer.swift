@@ -89,6 +89,25 @@ public struct NF4Tensor: Sendable, Equatable {
     }
 }
 
+extension NF4Tensor {
+    /// The same codes and scales as a format-neutral `QuantizedTensor` (codebook scheme, groups of
+    /// `blockSize` along rows; requires rows whose length is a multiple of `blockSize`, so that the
+    /// flattened blocks are row groups). Double-quantized scales are kept as `nestedScales`.
+    public var quantizedTensor: QuantizedTensor {
+        precondition(shape.columnCount % blockSize == 0, "NF4 blocks must not straddle rows")
+        let codes = (0..<shape.elementCount).map { code(at: $0) }
+        let a = absmax()
+        var nested: QuantizedTensor.NestedScales?
+        if case .doubleQuantized(let c, let second, let offset, let block2) = scales {
+            nested = QuantizedTensor.NestedScales(codes: c, secondLevelScales: second, offset: offset, blockSize: block2,
+                                                  map: NF4Quantizer.dynamicMap)
+        }
+        return QuantizedTensor(shape: shape, scheme: .codebook(NF4Quantizer.codeValues), bits: 4, symmetric: true,
+                               granularity: .group(blockSize), codes: codes, scales: a,
+                               zeroPoints: [Int32](repeating: 0, count: a.count), nestedScales: nested)
+    }
+}
+
 /// NF4 blockwise quantization with optional double quantization, following bitsandbytes
 /// `quantize_4bit(quant_type="nf4")` (algorithms.md §1.7).
 ///
