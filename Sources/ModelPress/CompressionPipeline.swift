@@ -18,6 +18,11 @@ public struct CompressionPipeline: Sendable {
     public var registry = PassRegistry.builtIn
     /// Called after each tensor is compressed: (tensors done, tensors to do, bytes of input done, name).
     public var progress: (@Sendable (Int, Int, Int, String) -> Void)?
+    /// Calibration statistics from the command line (`--calibration`); they replace the recipe's
+    /// `calibration` step.
+    public var calibrationPath: String?
+    /// Called with notes that do not stop the run (weights the calibration file does not cover, ...).
+    public var warning: (@Sendable (String) -> Void)?
 
     public init(inputPath: String, recipePath: String, overrides: [(name: String, text: String)] = []) {
         self.inputPath = inputPath
@@ -27,15 +32,35 @@ public struct CompressionPipeline: Sendable {
 
     /// The bound steps and the names each selects (what `modelpress check` prints).
     public func check() throws -> [(step: String, location: SourceLocation, tensors: [String])] {
-        let (checkpoint, steps) = try bind()
-        return steps.map { step in (type(of: step.pass).name, step.location, step.selected.map { checkpoint.entries[$0].name }) }
+        let (checkpoint, bound, _) = try bind()
+        return bound.steps.map { step in (type(of: step.pass).name, step.location, step.selected.map { checkpoint.entries[$0].name }) }
     }
 
-    private func bind() throws -> (Checkpoint, [BoundStep]) {
+    /// Reads the checkpoint, the recipe and the calibration file, and checks everything that can be
+    /// checked without reading a weight: all problems are thrown together.
+    private func bind() throws -> (Checkpoint, BoundRecipe, CalibrationStatistics?) {
         let checkpoint = try CheckpointReader.open(path: inputPath)
         let recipe = try RecipeParser.parse(path: recipePath, overrides: overrides)
-        let steps = try registry.bind(recipe, manifest: CheckpointManifest(checkpoint))
-        return (checkpoint, steps)
+        let manifest = CheckpointManifest(checkpoint)
+        let bound = try registry.bindRecipe(recipe, manifest: manifest)
+        guard let path = calibrationPath ?? bound.directives.calibration?.path else { return (checkpoint, bound, nil) }
+        let statistics = try CalibrationStatistics.load(path: path)
+        var problems: [RecipeDiagnostic] = []
+        var used = false
+        for step in bound.steps where type(of: step.pass).usesCalibration {
+            used = true
+            for i in step.selected {
+                let entry = manifest.entries[i]
+                if let problem = step.pass.calibrationProblem(with: entry, statistics: statistics) {
+                    problems.append(RecipeDiagnostic(step.location, "\(type(of: step.pass).name): tensor '\(entry.name)': \(problem)"))
+                } else if (try? statistics.activationSquares(for: entry.name)) == nil {
+                    warning?("\(path): no statistics for \(entry.name); \(type(of: step.pass).name) quantizes it without them")
+                }
+            }
+        }
+        if !problems.isEmpty { throw RecipeDiagnostics(problems) }
+        if !used { warning?("\(path): no step of the recipe uses calibration statistics") }
+        return (checkpoint, bound, statistics)
     }
 
     /// Compresses to `outputPath` (`.safetensors`, or `.gguf` when every tensor ends up dense or in a
@@ -45,9 +70,13 @@ public struct CompressionPipeline: Sendable {
             throw UsageError("\(outputPath): compress writes .safetensors or .gguf (zstd outputs are not yet supported)")
         }
         try UsageError.refuseOverwriting(input: inputPath, output: outputPath)
-        var (checkpoint, steps) = try bind()
+        var (checkpoint, bound, calibration) = try bind()
+        let steps = bound.steps
+        if let (format, location) = bound.directives.outputFormat, !outputPath.hasSuffix("." + format) {
+            throw UsageError("\(location): error: the recipe asks for \(format) output, but -o is \(outputPath)")
+        }
         let original = checkpoint
-        let context = PassContext(threadCount: threadCount)
+        let context = PassContext(threadCount: threadCount, calibration: calibration)
         let work = steps.reduce(0) { $0 + $1.selected.count }
         var done = 0, bytesDone = 0
         for step in steps {

@@ -14,11 +14,16 @@ public protocol CompressionPass: Sendable {
     static var name: String { get }
     /// One line for `modelpress passes`.
     static var summary: String { get }
+    /// True when the pass reads calibration statistics (the pipeline warns about weights they miss).
+    static var usesCalibration: Bool { get }
     /// The selection when a step gives no `targets=` (by tensor name and rank).
     static func selectsByDefault(name: String, rank: Int) -> Bool
     init(options: Options)
     /// The problem with applying this pass to a tensor, if any (shape, dtype, divisibility).
     func problem(with entry: CheckpointManifest.Entry) -> String?
+    /// The problem with the calibration statistics this pass would use for a tensor, if any
+    /// (checked before any weight is read, when a calibration file is given). Default: none.
+    func calibrationProblem(with entry: CheckpointManifest.Entry, statistics: CalibrationStatistics) -> String?
     /// Rewrites one selected tensor.
     func apply(to entry: inout TensorEntry, context: PassContext) throws
 }
@@ -28,14 +33,17 @@ public protocol PassOptions: Sendable {
     init(reading reader: inout OptionReader)
 }
 
-/// What a pass may use while applying: the thread budget and the step's position (for messages).
+/// What a pass may use while applying: the thread budget, the step's position (for messages) and
+/// the calibration statistics, when the recipe or the command line names a file.
 public struct PassContext: Sendable {
     public var threadCount: Int
     public var location: SourceLocation?
+    public var calibration: CalibrationStatistics?
 
-    public init(threadCount: Int = 1, location: SourceLocation? = nil) {
+    public init(threadCount: Int = 1, location: SourceLocation? = nil, calibration: CalibrationStatistics? = nil) {
         self.threadCount = threadCount
         self.location = location
+        self.calibration = calibration
     }
 }
 
@@ -55,6 +63,10 @@ public struct PassError: Error, Equatable, Sendable, CustomStringConvertible, In
 }
 
 extension CompressionPass {
+    public static var usesCalibration: Bool { false }
+
+    public func calibrationProblem(with entry: CheckpointManifest.Entry, statistics: CalibrationStatistics) -> String? { nil }
+
     /// The default selection of weight-like tensors: 2-D or more, named `*weight`, not norms.
     public static func isWeightMatrix(name: String, rank: Int) -> Bool {
         rank >= 2 && name.hasSuffix("weight") && !name.hasSuffix("norm.weight")

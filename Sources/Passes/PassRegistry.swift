@@ -9,8 +9,6 @@ public struct PassRegistry: Sendable {
 
     public static let builtIn = PassRegistry([IntegerQuantization.self, NF4Quantization.self, FP8Quantization.self, GGMLQuantizationPass.self, CastPass.self])
 
-    /// Recipe step names handled by the pipeline itself, not by passes.
-    public static let directives = ["output", "calibration"]
 
     public init(_ passes: [any CompressionPass.Type]) {
         precondition(Set(passes.map { $0.name }).count == passes.count, "pass names must be unique")
@@ -23,12 +21,18 @@ public struct PassRegistry: Sendable {
     /// suggestion), bad options, invalid patterns, steps that select nothing (unless `optional=true`)
     /// and tensors a pass cannot take. Throws them all at once.
     public func bind(_ recipe: Recipe, manifest: CheckpointManifest) throws(RecipeDiagnostics) -> [BoundStep] {
+        try bindRecipe(recipe, manifest: manifest).steps
+    }
+
+    /// `bind`, plus the recipe's directives (`calibration`, `output`; see `RecipeDirectives`).
+    public func bindRecipe(_ recipe: Recipe, manifest: CheckpointManifest) throws(RecipeDiagnostics) -> BoundRecipe {
+        var directives = RecipeDirectives()
         var diagnostics: [RecipeDiagnostic] = []
         var bound: [BoundStep] = []
         var owner: [Int: SourceLocation] = [:]     // a tensor is compressed by one step only
         for step in recipe.steps {
-            if PassRegistry.directives.contains(step.name) {
-                diagnostics.append(RecipeDiagnostic(step.location, "the '\(step.name)' step is not yet supported"))
+            if RecipeDirectives.names.contains(step.name) {
+                diagnostics += directives.read(step)
                 continue
             }
             guard let type = pass(named: step.name) else {
@@ -66,7 +70,7 @@ public struct PassRegistry: Sendable {
             bound.append(BoundStep(pass: instance, selected: selected, location: step.location))
         }
         guard diagnostics.isEmpty else { throw RecipeDiagnostics(diagnostics) }
-        return bound
+        return BoundRecipe(steps: bound, directives: directives)
     }
 
     /// Opens the existential to build a pass from its options.
@@ -82,6 +86,12 @@ public struct PassRegistry: Sendable {
             return (type.name, type.summary, reader.specifications)
         }
     }
+}
+
+/// A recipe bound to a checkpoint: its pass steps and its directives.
+public struct BoundRecipe: Sendable {
+    public let steps: [BoundStep]
+    public let directives: RecipeDirectives
 }
 
 /// A recipe step bound to a pass instance and the positions of the tensors it selects.

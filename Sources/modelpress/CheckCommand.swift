@@ -16,9 +16,15 @@ struct CheckCommand: ParsableCommand {
     @Option(name: .customLong("set"), help: "Override a recipe variable: --set bits=3 (repeatable).")
     var overrides: [String] = []
 
+    @Option(help: "Calibration statistics to check against the recipe (replaces its calibration step).")
+    var calibration: String?
+
     func run() throws {
         try reportingErrors {
-            let steps = try CompressionPipeline(inputPath: input, recipePath: recipe, overrides: try parseOverrides(overrides)).check()
+            var pipeline = CompressionPipeline(inputPath: input, recipePath: recipe, overrides: try parseOverrides(overrides))
+            pipeline.calibrationPath = calibration
+            pipeline.warning = { Console.standardError("warning: \(Console.printable($0))\n") }
+            let steps = try pipeline.check()
             for step in steps {
                 Console.standardOutput("\(step.location): \(step.step) selects \(step.tensors.count) tensor(s)\n")
                 for name in step.tensors { Console.standardOutput("  \(name)\n") }

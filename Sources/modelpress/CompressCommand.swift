@@ -1,3 +1,4 @@
+import Foundation
 import ArgumentParser
 import ModelPress
 import Reports
@@ -14,11 +15,14 @@ struct CompressCommand: ParsableCommand {
     @Option(help: "The recipe file (one step per line).")
     var recipe: String
 
-    @Option(name: .shortAndLong, help: "Output path (.safetensors).")
+    @Option(name: .shortAndLong, help: "Output path (.safetensors or .gguf).")
     var output: String
 
     @Option(name: .customLong("set"), help: "Override a recipe variable: --set bits=3 (repeatable).")
     var overrides: [String] = []
+
+    @Option(help: "Calibration statistics (safetensors act_sq/hessian, or a llama.cpp imatrix .dat/.gguf); replaces the recipe's calibration step.")
+    var calibration: String?
 
     @Option(help: "Write the report here (.json, .csv or .md by extension).")
     var report: String?
@@ -35,8 +39,11 @@ struct CompressCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             var pipeline = CompressionPipeline(inputPath: input, recipePath: recipe, overrides: try parseOverrides(overrides))
-            pipeline.threadCount = max(1, threads ?? 1)
+            if let threads, threads < 1 { throw UsageError("--threads must be at least 1") }
+            pipeline.threadCount = threads ?? Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+            pipeline.calibrationPath = calibration
             if !quiet {
+                pipeline.warning = { Console.standardError("warning: \(Console.printable($0))\n") }
                 let reporter = ProgressReporter()
                 pipeline.progress = { reporter.update(done: $0, total: $1, bytes: $2, name: $3) }
             }

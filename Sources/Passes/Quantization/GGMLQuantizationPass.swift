@@ -9,7 +9,10 @@ import Recipes
 /// quantize.ggml type=Q4_K ignore="*norm*"
 /// ```
 /// Rows (the innermost dimension) must be whole blocks (32 values, 256 for K types). The output is
-/// GGUF (`-o model.gguf`). Importance weights from calibration data are not yet wired in.
+/// GGUF (`-o model.gguf`). With calibration statistics (a `calibration` step or `--calibration`),
+/// each weight they cover is quantized with its importance weights `E[x_j²]` (llama.cpp's imatrix,
+/// or `act_sq`), exactly as llama-quantize does with `--imatrix`; weights they do not cover are
+/// quantized without, as llama-quantize does.
 public struct GGMLQuantizationPass: CompressionPass {
     public static let name = "quantize.ggml"
     public static let summary = "llama.cpp block types (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K), byte-identical to llama.cpp"
@@ -28,6 +31,8 @@ public struct GGMLQuantizationPass: CompressionPass {
     public let options: Options
     public init(options: Options) { self.options = options }
 
+    public static let usesCalibration = true
+
     public static func selectsByDefault(name: String, rank: Int) -> Bool { isWeightMatrix(name: name, rank: rank) }
 
     public func problem(with entry: CheckpointManifest.Entry) -> String? {
@@ -39,10 +44,27 @@ public struct GGMLQuantizationPass: CompressionPass {
         return nil
     }
 
+    public func calibrationProblem(with entry: CheckpointManifest.Entry, statistics: CalibrationStatistics) -> String? {
+        let rowLength = max(entry.shape.dimensions.last ?? 1, 1)
+        let rows = entry.shape.elementCount / rowLength
+        let matrices = entry.shape.rank >= 3 ? rows / max(entry.shape.dimensions[entry.shape.rank - 2], 1) : 1
+        do {
+            guard let weights = try statistics.activationSquares(for: entry.name) else { return nil }
+            guard weights.count == rowLength || weights.count == rowLength * matrices else {
+                return "\(statistics.path) has \(weights.count) importance weights for rows of \(rowLength)"
+            }
+        } catch {
+            return "\(error)"
+        }
+        return nil
+    }
+
     public func apply(to entry: inout TensorEntry, context: PassContext) throws {
         guard case .dense(let tensor) = entry.payload else {
             throw PassError(pass: Self.name, tensor: entry.name, message: "expects a dense float tensor, found \(entry.encodingName)")
         }
-        entry.payload = .ggml(try GGMLQuantization.quantize(tensor, name: entry.name, to: options.type, threadCount: context.threadCount))
+        let importance = try context.calibration?.activationSquares(for: entry.name)
+        entry.payload = .ggml(try GGMLQuantization.quantize(tensor, name: entry.name, to: options.type, importance: importance,
+                                                            threadCount: context.threadCount))
     }
 }

@@ -1,0 +1,79 @@
+import TensorCore
+
+/// Statistics of a weight's inputs, gathered on calibration data by another tool: what passes that
+/// need data read instead of running the model.
+///
+/// Accepted files (detected by content, then extension):
+/// - llama.cpp imatrix files, legacy `.dat` or GGUF: per weight the mean squared input activation
+///   `E[x_j²]` of every input column `j` (see `ImportanceMatrix`);
+/// - safetensors with, per linear weight `<W>`, `<W>.act_sq` (F32 `[in]`, `E[x_j²]`) and/or
+///   `<W>.hessian` (F32 `[in, in]`, `E[x xᵀ]`, whose diagonal is `E[x_j²]`).
+/// Weights are looked up by name, then by their llama.cpp GGUF name (an HF-named checkpoint with an
+/// imatrix from llama-imatrix) or HF name, via `LlamaTensorNames`.
+public struct CalibrationStatistics: Sendable {
+    public let path: String
+    private let importance: ImportanceMatrix?
+    private let tensors: Checkpoint?
+
+    /// Reads `path`; bad files throw errors that name it (exit 65).
+    public static func load(path: String) throws -> CalibrationStatistics {
+        let file = try MappedFile(path: path)
+        let magic = Array(file.bytes.prefix(4))
+        if magic == GGUFHeader.magic || path.hasSuffix(".dat") {
+            return CalibrationStatistics(path: path, importance: try ImportanceMatrix.load(path: path), tensors: nil)
+        }
+        guard path.hasSuffix(".safetensors") else {
+            throw CalibrationError(file: path, message: "not a calibration file (expected an imatrix .dat or .gguf, or a .safetensors statistics file)")
+        }
+        return CalibrationStatistics(path: path, importance: nil, tensors: try SafetensorsReader.open(path: path))
+    }
+
+    /// `E[x_j²]` for each input column of weight `name` (the imatrix entry, `<name>.act_sq`, or the
+    /// diagonal of `<name>.hessian`), or nil when the file does not cover it. Throws when the stored
+    /// statistic is malformed (wrong dtype or shape, negative or non-finite values).
+    public func activationSquares(for name: String) throws -> [Float]? {
+        for candidate in [name] + LlamaTensorNames.aliases(of: name) {
+            if let values = try lookUp(candidate) {
+                if let bad = values.firstIndex(where: { !$0.isFinite || $0 < 0 }) {
+                    throw CalibrationError(file: path, message: "statistics for '\(candidate)' hold a negative or non-finite value (element \(bad))")
+                }
+                return values
+            }
+        }
+        return nil
+    }
+
+    private func lookUp(_ name: String) throws -> [Float]? {
+        if let importance { return importance[name] }
+        guard let tensors else { return nil }
+        if let entry = tensors[name + ".act_sq"] {
+            guard case .dense(let t) = entry.payload, t.dtype.isConvertibleFloat, t.shape.rank == 1 else {
+                throw CalibrationError(file: path, message: "'\(entry.name)' must be a 1-D float tensor")
+            }
+            return try t.floats()
+        }
+        if let entry = tensors[name + ".hessian"] {
+            guard case .dense(let t) = entry.payload, t.dtype.isConvertibleFloat, t.shape.rank == 2,
+                  t.shape.dimensions[0] == t.shape.dimensions[1] else {
+                throw CalibrationError(file: path, message: "'\(entry.name)' must be a square 2-D float tensor")
+            }
+            let n = t.shape.dimensions[0]
+            let values = try t.floats()
+            return (0..<n).map { values[$0 * n + $0] }
+        }
+        return nil
+    }
+}
+
+/// A calibration file that cannot be used (exit 65).
+public struct CalibrationError: Error, Equatable, Sendable, CustomStringConvertible, InputDataError {
+    public let file: String
+    public let message: String
+
+    public init(file: String, message: String) {
+        self.file = file
+        self.message = message
+    }
+
+    public var description: String { "\(file): \(message)" }
+}

@@ -1,0 +1,121 @@
+import Foundation
+import Testing
+import TensorCore
+import CheckpointFormats
+import Recipes
+import Passes
+@testable import ModelPress
+import TestSupport
+
+/// Calibration statistics in `compress`: the `calibration` step and `--calibration` feed
+/// quantize.ggml the imatrix as llama-quantize uses it, and every problem is caught before any
+/// weight is read.
+@Suite("Calibration in the pipeline")
+struct CalibrationPipelineTests {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/llama-quantize").path
+    static let pico = CompressionPipelineTests.pico
+
+    @Test("quantize.ggml with llama-imatrix's file gives llama-quantize's bytes (Q2_K --pure --imatrix), relative stats= path")
+    func imatrixMatchesLlamaQuantize() throws {
+        let dir = try TemporaryDirectory(prefix: "calibration")
+        _ = try dir.write(try TemporaryDirectory.read(Self.fixtures + "/imatrix.gguf"), to: "imatrix.gguf")
+        let recipe = try dir.write(text: """
+            calibration stats=imatrix.gguf
+            quantize.ggml type=Q2_K targets="*attn_q*, *attn_k*, *attn_v*, *ffn_gate*, *ffn_up*, token_embd.weight, output.weight"
+            quantize.ggml type=Q4_0 targets="*attn_output*, *ffn_down*"   # the 64-element rows: llama-quantize's fallback
+            """, to: "q2k.recipe")
+        let warnings = WarningLog()
+        var pipeline = CompressionPipeline(inputPath: Self.fixtures + "/model-f16.gguf", recipePath: recipe)
+        pipeline.warning = { warnings.append($0) }
+        _ = try pipeline.compress(outputPath: dir.url("out.gguf"))
+        let ours = try GGUFReader.open(path: dir.url("out.gguf"))
+        let theirs = try GGUFReader.open(path: Self.fixtures + "/Q2_K-pure-imatrix.gguf")
+        var compared = 0
+        for entry in theirs.entries {
+            guard case .ggml(let expected) = entry.payload else { continue }
+            guard case .ggml(let actual)? = ours[entry.name]?.payload else { Issue.record("\(entry.name) not quantized"); continue }
+            #expect(actual.type == expected.type && actual.storage == expected.storage, "\(entry.name)")
+            compared += 1
+        }
+        #expect(compared == 23, "3 blocks of 7 weights, token_embd and output")
+        // llama-imatrix collects nothing for the embeddings and output: llama-quantize and we quantize them without.
+        #expect(warnings.lines.sorted() == ["output.weight", "token_embd.weight"].map {
+            "\(dir.url("imatrix.gguf")): no statistics for \($0); quantize.ggml quantizes it without them"
+        })
+    }
+
+    @Test("act_sq statistics under HF names, an imatrix under GGUF names, and --calibration all reach the same tensors")
+    func namesAndSources() throws {
+        let dir = try TemporaryDirectory(prefix: "calibration-names")
+        let original = try CheckpointReader.open(path: Self.pico)
+        var rng = SeededGenerator(seed: 5)
+        var statistics: [TensorEntry] = []
+        var imatrix: [(String, [Float])] = []
+        let weight = "model.layers.1.mlp.up_proj.weight"
+        let importance = (0..<256).map { _ in Float(rng.nextUnitDouble() * 4 + 0.01) }
+        statistics.append(TensorEntry(name: weight + ".act_sq", tensor: try DenseTensor(floats: importance, shape: Shape([256]))))
+        imatrix.append(("blk.1.ffn_up.weight", importance))
+        try SafetensorsWriter.write(try Checkpoint(entries: statistics), to: dir.url("stats.safetensors"))
+        _ = try dir.write(Self.imatrixDat(imatrix), to: "imatrix.dat")
+        let recipe = try dir.write(text: "quantize.ggml type=Q4_K targets=\"*mlp.up_proj*\"\n", to: "r.recipe")
+        var outputs: [[UInt8]] = []
+        for (name, calibration) in [("plain", nil), ("act_sq", dir.url("stats.safetensors")), ("dat", dir.url("imatrix.dat"))] {
+            var pipeline = CompressionPipeline(inputPath: Self.pico, recipePath: recipe)
+            pipeline.calibrationPath = calibration
+            _ = try pipeline.compress(outputPath: dir.url("\(name).gguf"))
+            guard case .ggml(let t)? = try GGUFReader.open(path: dir.url("\(name).gguf"))[weight]?.payload else { Issue.record("no \(weight)"); return }
+            outputs.append(t.storage.array)
+        }
+        guard case .dense(let source)? = original[weight]?.payload else { Issue.record("missing"); return }
+        let direct = try GGMLQuantization.quantize(source, name: weight, to: .q4_K, importance: importance)
+        #expect(outputs[1] == direct.storage.array)
+        #expect(outputs[2] == outputs[1])
+        #expect(outputs[0] != outputs[1], "the importance weights change the codes")
+    }
+
+    @Test("calibration problems are reported with the recipe's other problems, before anything is written")
+    func problems() throws {
+        let dir = try TemporaryDirectory(prefix: "calibration-bad")
+        let short = try DenseTensor(floats: [1, 2, 3], shape: Shape([3]))
+        try SafetensorsWriter.write(try Checkpoint(entries: [TensorEntry(name: "model.layers.0.mlp.up_proj.weight.act_sq", tensor: short)]),
+                                    to: dir.url("short.safetensors"))
+        let recipe = try dir.write(text: "calibration stats=short.safetensors\nquantize.ggml type=Q8_0 targets=\"*up_proj*\"\n", to: "r.recipe")
+        #expect(throws: RecipeDiagnostics([RecipeDiagnostic(SourceLocation(file: recipe, line: 2, column: 1),
+            "quantize.ggml: tensor 'model.layers.0.mlp.up_proj.weight': \(dir.url("short.safetensors")) has 3 importance weights for rows of 256")])) {
+            _ = try CompressionPipeline(inputPath: Self.pico, recipePath: recipe).compress(outputPath: dir.url("out.gguf"))
+        }
+        let format = try dir.write(text: "output format=gguf\nquantize.int\n", to: "f.recipe")
+        #expect(throws: UsageError("\(format):1:1: error: the recipe asks for gguf output, but -o is \(dir.url("out.safetensors"))")) {
+            _ = try CompressionPipeline(inputPath: Self.pico, recipePath: format).compress(outputPath: dir.url("out.safetensors"))
+        }
+        let notStats = try dir.write(text: "hello", to: "notes.txt")
+        var pipeline = CompressionPipeline(inputPath: Self.pico, recipePath: recipe)
+        pipeline.calibrationPath = notStats
+        #expect(throws: CalibrationError(file: notStats, message: "not a calibration file (expected an imatrix .dat or .gguf, or a .safetensors statistics file)")) {
+            _ = try pipeline.compress(outputPath: dir.url("out.gguf"))
+        }
+        #expect(try dir.entries().filter { $0.hasPrefix("out") }.isEmpty)
+    }
+
+    /// llama.cpp's legacy imatrix `.dat` with ncall = 1.
+    static func imatrixDat(_ entries: [(String, [Float])]) -> [UInt8] {
+        var bytes: [UInt8] = []
+        func int32(_ v: Int) { withUnsafeBytes(of: Int32(v).littleEndian) { bytes += $0 } }
+        int32(entries.count)
+        for (name, values) in entries {
+            int32(name.utf8.count); bytes += Array(name.utf8)
+            int32(1); int32(values.count)
+            for v in values { withUnsafeBytes(of: v.bitPattern.littleEndian) { bytes += $0 } }
+        }
+        return bytes
+    }
+}
+
+/// Collects warning lines from a `@Sendable` callback.
+final class WarningLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: [String] = []
+    func append(_ line: String) { lock.lock(); stored.append(line); lock.unlock() }
+    var lines: [String] { lock.lock(); defer { lock.unlock() }; return stored }
+}
