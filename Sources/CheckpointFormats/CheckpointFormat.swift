@@ -50,14 +50,15 @@ extension CheckpointFormat {
 
 /// Opens any supported checkpoint path as a `Checkpoint`.
 public enum CheckpointReader {
-    /// Opens a `.safetensors` file, a sharded index (or its folder), or a GGUF file. zstd-compressed
+    /// Opens a `.safetensors` file, a sharded index (or its folder), or a GGUF file, with quantized
+    /// tensors put back together (`CompressedTensorsLayout`, `GGUFQuantizedLayout`). zstd-compressed
     /// inputs are reported as not yet supported.
     public static func open(path: String) throws -> Checkpoint {
         let (format, resolved) = try CheckpointFormat.detect(path: path)
         switch format {
         case .safetensors: return try CompressedTensorsLayout.collapse(SafetensorsReader.open(path: resolved), file: resolved)
         case .shardedSafetensors: return try CompressedTensorsLayout.collapse(ShardedSafetensors.open(indexPath: resolved), file: resolved)
-        case .gguf: return try GGUFReader.open(path: resolved)
+        case .gguf: return try GGUFQuantizedLayout.collapse(GGUFReader.open(path: resolved), file: resolved)
         case .zstd: throw CheckpointOpenError.notYetSupported(path: path, format: format)
         }
     }

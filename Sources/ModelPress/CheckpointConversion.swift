@@ -8,7 +8,9 @@ import CheckpointFormats
 /// Streaming: tensors are read from the memory map and written one at a time, so peak memory is
 /// about one tensor (its float copy and its encoded copy), whatever the checkpoint size. Non-float
 /// tensors are copied unchanged; casts round to nearest even (FP8 saturates). ggml block tensors are
-/// copied into GGUF outputs and dequantized (to `--dtype`, default F32) for safetensors outputs.
+/// copied into GGUF outputs and dequantized (to `--dtype`, default F32) for safetensors outputs;
+/// integer, FP8 and codebook tensors are copied exactly into GGUF outputs (`GGUFQuantizedLayout`,
+/// never cast by `--dtype`) and dequantized for safetensors outputs.
 public struct CheckpointConversion: Sendable {
     public struct Options: Sendable {
         /// Cast float tensors to this dtype (F32, F16 or BF16).
@@ -109,6 +111,21 @@ public struct CheckpointConversion: Sendable {
             if let path = options.importancePath { importance = try ImportanceMatrix.load(path: path) }
             metadata = LlamaQuantizeMetadata.update(metadata, fileType: target.fileType, importance: importance, importancePath: options.importancePath)
         }
+        // Quantized (integer, FP8, codebook) tensors are stored as their parts, which --dtype does not cast.
+        var parts = Set<[UInt8]>()
+        if entries.contains(where: { if case .quantized = $0.payload { true } else { false } }) {
+            var types: [[UInt8]: GGMLType] = [:]
+            for (entry, type) in zip(entries, assigned) {
+                if case .quantized = entry.payload, let type {
+                    throw ConversionError.requantize(tensor: entry.name, from: entry.encodingName, to: type.name)
+                }
+                types[Array(entry.name.utf8)] = type
+            }
+            let kept = Set(entries.filter { if case .quantized = $0.payload { false } else { true } }.map { Array($0.name.utf8) })
+            (entries, metadata) = try GGUFQuantizedLayout.expand(entries: entries, metadata: metadata)
+            assigned = entries.map { types[Array($0.name.utf8)] ?? nil }
+            parts = Set(entries.map { Array($0.name.utf8) }.filter { !kept.contains($0) })
+        }
         var planned: [GGUFWriter.PlannedTensor] = []
         for (entry, type) in zip(entries, assigned) {
             switch entry.payload {
@@ -119,7 +136,7 @@ public struct CheckpointConversion: Sendable {
                     planned.append(.init(name: entry.name, typeID: type.rawValue, shape: tensor.shape,
                                          byteCount: rowBytes * (tensor.elementCount / max(tensor.shape.dimensions.last ?? 1, 1))))
                 } else {
-                    let dtype = outputDType(for: tensor.dtype)
+                    let dtype = parts.contains(Array(entry.name.utf8)) ? tensor.dtype : outputDType(for: tensor.dtype)
                     guard let ggml = GGMLType(denseDType: dtype) else { throw ConversionError.unstorable(tensor: entry.name, dtype: dtype) }
                     planned.append(.init(name: entry.name, typeID: ggml.rawValue, shape: tensor.shape,
                                          byteCount: dtype.byteCount(elementCount: tensor.elementCount)!))
@@ -130,7 +147,7 @@ public struct CheckpointConversion: Sendable {
                 }
                 planned.append(.init(name: entry.name, typeID: tensor.typeID, shape: tensor.shape, byteCount: tensor.storage.count))
             case .quantized:
-                throw GGUFWriteError.notYetSupported(tensor: entry.name)
+                preconditionFailure("quantized tensors were expanded into their parts above")
             }
         }
         for (entry, type) in zip(entries, assigned) where type?.isBlockQuantized == true && importance != nil {
@@ -146,12 +163,13 @@ public struct CheckpointConversion: Sendable {
             }
         }
         let threads = options.threadCount
-        try GGUFWriter.write(to: outputPath, metadata: metadata, tensors: planned) { [self] position in
+        try GGUFWriter.write(to: outputPath, metadata: metadata, tensors: planned) { [self, entries, parts] position in
             let entry = entries[position]
             switch entry.payload {
             case .ggml(let t): return t.storage
-            case .quantized: throw GGUFWriteError.notYetSupported(tensor: entry.name)
+            case .quantized: preconditionFailure("quantized tensors were expanded into their parts above")
             case .dense(let t):
+                if parts.contains(Array(entry.name.utf8)) { return t.storage }
                 guard let type = assigned[position] else { return try t.converted(to: outputDType(for: t.dtype)).storage }
                 if let dtype = type.denseDType { return try t.converted(to: dtype).storage }
                 return try GGMLQuantization.quantize(t, name: entry.name, to: type, importance: importance?[entry.name], threadCount: threads).storage

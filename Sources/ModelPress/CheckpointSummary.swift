@@ -31,7 +31,7 @@ public struct CheckpointSummary: Sendable {
         self.path = path
         self.format = format
         rows = checkpoint.entries.map {
-            Row(name: $0.name, encoding: $0.encodingName, shape: $0.shape, parameterCount: $0.elementCount, byteCount: $0.byteCount)
+            Row(name: $0.name, encoding: $0.encodingName, shape: $0.shape, parameterCount: $0.elementCount, byteCount: $0.byteCount(in: format))
         }
         metadata = checkpoint.metadata
     }

@@ -9,7 +9,9 @@ import Passes
 ///
 /// The report compares every output tensor with its input: `relative_error = ‖W − W'‖_F / ‖W‖_F`,
 /// SQNR, max abs error, cosine, sparsity, bytes in and out. Tensors no step selects are copied and
-/// report zero error. Outputs: safetensors, with quantized tensors in the compressed-tensors layout.
+/// report zero error. Outputs: safetensors, with quantized tensors in the compressed-tensors layout,
+/// or GGUF, with ggml block types as they are and other quantized tensors as `GGUFQuantizedLayout`
+/// describes.
 public struct CompressionPipeline: Sendable {
     public let inputPath: String
     public let recipePath: String
@@ -63,8 +65,7 @@ public struct CompressionPipeline: Sendable {
         return (checkpoint, bound, statistics)
     }
 
-    /// Compresses to `outputPath` (`.safetensors`, or `.gguf` when every tensor ends up dense or in a
-    /// ggml block type) and returns the report.
+    /// Compresses to `outputPath` (`.safetensors` or `.gguf`) and returns the report.
     public func compress(outputPath: String) throws -> CompressionReport {
         guard outputPath.hasSuffix(".safetensors") || outputPath.hasSuffix(".gguf") else {
             throw UsageError("\(outputPath): compress writes .safetensors or .gguf (zstd outputs are not yet supported)")
@@ -90,9 +91,6 @@ public struct CompressionPipeline: Sendable {
             }
         }
         if outputPath.hasSuffix(".gguf") {
-            if let entry = checkpoint.entries.first(where: { if case .quantized = $0.payload { true } else { false } }) {
-                throw UsageError("tensor '\(entry.name)' is \(entry.encodingName): writing integer/FP8 tensors to GGUF is not yet supported; use quantize.ggml or a .safetensors output")
-            }
             try GGUFWriter.write(checkpoint, to: outputPath)
         } else {
             try SafetensorsWriter.write(checkpoint, to: outputPath)

@@ -21,6 +21,16 @@ with it bit for bit. Subcommands:
         every type gguf-py can quantize (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1),
         gguf.quants.quantize of the source F32 values must give exactly the stored bytes.
         Prints "verified F files, T tensors, D dequantized, Q requantized".
+  quantized SIDECAR.json
+        SIDECAR (written by ModelPress's test): {"files": [{"path", "tensors": [{"name", "scheme", "bits",
+        "symmetric", "granularity", "shape", "nested", "parts": [[name, type, ne], ...], "dequantized"}],
+        "dense": [names]}]}. For each file, gguf.GGUFReader must see every quantized tensor's
+        modelpress.quantization.<name>.* keys with the documented GGUF types and values, and its parts
+        (names, ggml types, ne) right after each other; the dense tensors keep their names; the data is
+        laid out as llama.cpp does. Each quantized tensor is then rebuilt with numpy alone from the
+        layout documented in Sources/CheckpointFormats/GGUF/GGUFQuantizedLayout.swift and must equal
+        ModelPress's QuantizedTensor.dequantized() bit for bit (NaN matching NaN).
+        Prints "verified F files, T quantized tensors".
 
 Exit status: 0 on success, 1 on a mismatch (message on stderr), 2 on a usage error.
 """
@@ -29,6 +39,7 @@ import json
 import os
 import sys
 
+import ml_dtypes
 import numpy as np
 import gguf
 from gguf import GGMLQuantizationType, GGUFValueType
@@ -177,12 +188,117 @@ def verify(sidecar_path):
           f"{counts['requantized']} requantized")
 
 
+def modelpress_dequantize(reader, name):
+    """`name` rebuilt from the GGUFQuantizedLayout parts and keys with numpy alone."""
+    tensors = {t.name: t for t in reader.tensors}
+
+    def meta(field):
+        field = reader.fields.get(f"modelpress.quantization.{name}.{field}")
+        return None if field is None else field.contents()
+
+    def part(suffix=""):
+        return np.asarray(tensors[name + suffix].data)
+
+    scheme, bits, granularity = meta("scheme"), int(meta("bits")), meta("granularity")
+    shape = [int(d) for d in meta("shape")]
+    # Codes: unsigned bytes, k per byte along the last dimension, least significant first.
+    k = 4 if bits <= 2 else 2 if bits <= 4 else 1
+    width = 8 // k
+    packed = part().view(np.uint8)
+    slots = [(packed >> (width * i)) & ((1 << width) - 1) for i in range(k)]
+    codes = np.stack(slots, axis=-1).reshape(*packed.shape[:-1], -1)[..., : (shape[-1] if shape else 1)]
+    rows = shape[0] if len(shape) >= 2 else 1
+    codes = codes.reshape(rows, -1).astype(np.int64)
+    columns = codes.shape[1]
+    # Scales, plain or double-quantized.
+    if meta("nested_block_size") is not None:
+        scale_codes = part(".scale_codes").view(np.uint8).reshape(-1)
+        second, table = part(".scale_scales"), part(".scale_map")
+        block = int(meta("nested_block_size"))
+        scales = table[scale_codes] * second[np.arange(scale_codes.size) // block] + np.float32(meta("nested_offset"))
+    else:
+        scales = part(".scale").astype(np.float32).reshape(-1)
+    # The group of each element.
+    r = np.arange(rows)[:, None]
+    c = np.arange(columns)[None, :]
+    if granularity == "tensor":
+        g = np.zeros((rows, columns), dtype=np.int64)
+    elif granularity == "channel":
+        g = np.broadcast_to(r, (rows, columns))
+    else:
+        n = int(granularity.split(":")[1])
+        g = r * -(-columns // n) + c // n
+    if scheme == "int":
+        zero = part(".zero_point").astype(np.int64).reshape(-1) if not meta("symmetric") else np.full(scales.shape, 1 << (bits - 1))
+        values = scales[g] * (codes - zero[g]).astype(np.float32)
+    elif scheme == "codebook":
+        values = scales[g] * part(".codebook")[codes]
+    else:
+        fp8 = {"fp8_e4m3": ml_dtypes.float8_e4m3fn, "fp8_e5m2": ml_dtypes.float8_e5m2}[scheme]
+        values = scales[g] * codes.astype(np.uint8).view(fp8).astype(np.float32)
+    return np.ascontiguousarray(values, dtype=np.float32).reshape(-1)
+
+
+def verify_quantized(sidecar_path):
+    with open(sidecar_path, encoding="utf-8") as f:
+        sidecar = json.load(f)
+    counts = {"files": 0, "tensors": 0}
+    for entry in sidecar["files"]:
+        path = entry["path"]
+        where = os.path.basename(path)
+        reader = gguf.GGUFReader(path)
+        names = [t.name for t in reader.tensors]
+        types = {t.name: (t.tensor_type.name, [int(d) for d in t.shape]) for t in reader.tensors}
+        for name in entry["dense"]:
+            if name not in types:
+                raise Mismatch(f"{where}: dense tensor '{name}' is missing")
+        for spec in entry["tensors"]:
+            name = spec["name"]
+            tw = f"{where}: '{name}'"
+            want = [("scheme", "STRING", spec["scheme"]), ("bits", "UINT32", spec["bits"]), ("symmetric", "BOOL", spec["symmetric"]),
+                    ("granularity", "STRING", spec["granularity"])]
+            for field, kind, value in want:
+                f = reader.fields.get(f"modelpress.quantization.{name}.{field}")
+                if f is None or [t.name for t in f.types] != [kind] or not same_scalar(kind, value, f.contents()):
+                    raise Mismatch(f"{tw}: {field} is {None if f is None else (f.types, f.contents())}, expected {kind} {value!r}")
+            f = reader.fields.get(f"modelpress.quantization.{name}.shape")
+            if f is None or [t.name for t in f.types] != ["ARRAY", "INT64"] or list(f.contents()) != spec["shape"]:
+                raise Mismatch(f"{tw}: shape key is {None if f is None else f.contents()}, expected INT64 array {spec['shape']}")
+            nested = reader.fields.get(f"modelpress.quantization.{name}.nested_block_size") is not None
+            if nested != spec["nested"]:
+                raise Mismatch(f"{tw}: nested keys present = {nested}, expected {spec['nested']}")
+            start = names.index(name)
+            parts = [[n, *types[n]] for n in names[start : start + len(spec["parts"])]]
+            if parts != spec["parts"]:
+                raise Mismatch(f"{tw}: parts {parts}, expected {spec['parts']}")
+            ours = np.fromfile(spec["dequantized"], dtype="<f4")
+            theirs = modelpress_dequantize(reader, name)
+            if ours.shape != theirs.shape:
+                raise Mismatch(f"{tw}: {ours.size} dequantized values, numpy gives {theirs.size}")
+            same = (ours.view(np.uint32) == theirs.view(np.uint32)) | (np.isnan(ours) & np.isnan(theirs))
+            if not same.all():
+                i = int(np.flatnonzero(~same)[0])
+                raise Mismatch(f"{tw}: {int((~same).sum())} values differ; first at {i}: ours {ours[i]!r}, numpy {theirs[i]!r}")
+            counts["tensors"] += 1
+        offset = 0
+        for t in reader.tensors:
+            if t.data_offset != reader.data_offset + offset:
+                raise Mismatch(f"{where}: '{t.name}' at {t.data_offset}, expected {reader.data_offset + offset}")
+            offset += (int(t.n_bytes) + 31) // 32 * 32
+        if os.path.getsize(path) != reader.data_offset + offset:
+            raise Mismatch(f"{where}: size {os.path.getsize(path)}, expected {reader.data_offset + offset}")
+        counts["files"] += 1
+    print(f"verified {counts['files']} files, {counts['tensors']} quantized tensors")
+
+
 def main(argv):
     try:
         if len(argv) in (4, 5) and argv[1] == "make":
             make(argv[2], argv[3], argv[4] if len(argv) == 5 else None)
         elif len(argv) == 3 and argv[1] == "verify":
             verify(argv[2])
+        elif len(argv) == 3 and argv[1] == "quantized":
+            verify_quantized(argv[2])
         else:
             print(__doc__, file=sys.stderr)
             return 2

@@ -11,7 +11,7 @@ import TestSupport
 struct CLIErrorTests {
     /// Malformed checkpoints; each writes its input into a folder and says what the error line must name.
     enum Malformed: String, CaseIterable, Sendable, CustomTestStringConvertible {
-        case tooSmall, unknownDType, byteCountMismatch, overlap, deepNesting, trailingBytes, missingShard, brokenShard
+        case tooSmall, unknownDType, byteCountMismatch, overlap, deepNesting, trailingBytes, missingShard, brokenShard, quantizedGGUF
 
         var testDescription: String { rawValue }
 
@@ -45,6 +45,19 @@ struct CLIErrorTests {
                 let index = try dir.write(text: ShardedFiles.index([("layer.weight", "model-00001-of-00001.safetensors")]),
                                           to: "sharded/" + ShardedSafetensors.indexFileName)
                 return (folder, [index, "model-00001-of-00001.safetensors", "'layer.weight'"])
+            case .quantizedGGUF:
+                // A GGUF whose modelpress.quantization keys describe 4-bit codes, but the codes tensor is F32.
+                let path = dir.url("in.gguf"), name = "blk.0.attn_q.weight"
+                let keys: [(key: String, value: GGUFValue)] = [
+                    ("general.architecture", .string("llama")), (GGUFQuantizedLayout.key(name, .scheme), .string("int")),
+                    (GGUFQuantizedLayout.key(name, .bits), .uint32(4)), (GGUFQuantizedLayout.key(name, .symmetric), .bool(true)),
+                    (GGUFQuantizedLayout.key(name, .granularity), .string("tensor")),
+                    (GGUFQuantizedLayout.key(name, .shape), .array(elementType: .int64, values: [.int64(2), .int64(4)])),
+                ]
+                let tensors = [GGUFWriter.PlannedTensor(name: name, typeID: 0, shape: Shape([2, 4]), byteCount: 32),
+                               GGUFWriter.PlannedTensor(name: name + ".scale", typeID: 0, shape: Shape([1]), byteCount: 4)]
+                try GGUFWriter.write(to: path, metadata: keys, tensors: tensors) { ByteStorage([UInt8](repeating: 0, count: tensors[$0].byteCount)) }
+                return (path, [path, "'\(name)'", "expected I8"])
             case .brokenShard:
                 let folder = try dir.makeFolder("sharded")
                 try dir.write(SafetensorsBytes.make(header: SafetensorsBytes.header(e("layer.weight", "F32", [4], 4, 20)), data: SafetensorsBytes.pattern(20)),

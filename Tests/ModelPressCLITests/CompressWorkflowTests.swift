@@ -56,19 +56,69 @@ struct CompressWorkflowTests {
         #expect(dense.entries.allSatisfy { $0.encodingName == "F32" })
     }
 
-    @Test("a bad recipe exits 65 with compiler-style lines; a GGUF output exits 64; nothing is written")
+    @Test("a bad recipe exits 65 with compiler-style lines; an unknown output extension exits 64; nothing is written")
     func errors() throws {
         let dir = try TemporaryDirectory(prefix: "cli-compress-errors")
         let bad = try dir.write(Array("quantize.itn bits=4\n".utf8), to: "bad.recipe")
         let result = try CommandLineRunner.run(["compress", Self.pico, "--recipe", bad, "-o", dir.url("o.safetensors")])
         #expect(result.status == 65)
         #expect(result.standardError.contains("bad.recipe:1:1: error: unknown pass 'quantize.itn' (did you mean 'quantize.int'?)"))
-        let gguf = try CommandLineRunner.run(["compress", Self.pico, "--recipe", Self.recipe, "-o", dir.url("o.gguf")])
-        #expect(gguf.status == 64)
+        let bin = try CommandLineRunner.run(["compress", Self.pico, "--recipe", Self.recipe, "-o", dir.url("o.bin")])
+        #expect(bin.status == 64)
         #expect(try dir.entries() == ["bad.recipe"])
         let check = try CommandLineRunner.run(["check", Self.pico, "--recipe", Self.recipe])
         #expect(check.status == 0 && check.standardOutput.contains("quantize.int selects 16 tensor(s)"))
         let passes = try CommandLineRunner.run(["passes"])
         #expect(passes.status == 0 && passes.standardOutput.contains("quantize.int") && passes.standardOutput.contains("quantize.fp8"))
+    }
+
+    @Test("compress to GGUF with quantize.int: decompress gives the same file as the safetensors route; convert, inspect and report read it")
+    func ggufWorkflow() throws {
+        let dir = try TemporaryDirectory(prefix: "cli-gguf-workflow")
+        let recipe = Self.root.appendingPathComponent("Recipes/w4-group128.recipe").path
+        for output in ["w4.safetensors", "w4.gguf"] {
+            let result = try CommandLineRunner.run(["compress", Self.pico, "--recipe", recipe, "-o", dir.url(output), "--report", dir.url(output + ".json"), "--quiet"])
+            #expect(result.status == 0, "\(result)")
+            let dense = try CommandLineRunner.run(["decompress", dir.url(output), "-o", dir.url(output + ".dense.safetensors"), "--quiet"])
+            #expect(dense.status == 0, "\(dense)")
+        }
+        // Same quantized tensors either way, so the dense reconstructions are the same file.
+        #expect(try TemporaryDirectory.read(dir.url("w4.gguf.dense.safetensors")) == TemporaryDirectory.read(dir.url("w4.safetensors.dense.safetensors")))
+        let fromGGUF = try CheckpointReader.open(path: dir.url("w4.gguf")), fromSafetensors = try CheckpointReader.open(path: dir.url("w4.safetensors"))
+        #expect(fromGGUF.entries.map(\.name) == fromSafetensors.entries.map(\.name))
+        for (a, b) in zip(fromGGUF.entries, fromSafetensors.entries) {
+            guard case .quantized(let qa) = a.payload else { continue }
+            guard case .quantized(let qb) = b.payload else { Issue.record("\(a.name) is not quantized in safetensors"); continue }
+            #expect(qa == qb, "\(a.name)")
+        }
+        // The per-tensor errors agree; the reports differ only in sizes.
+        let diff = try CommandLineRunner.run(["diff", dir.url("w4.safetensors.json"), dir.url("w4.gguf.json"), "--fail-above", "0"])
+        #expect(diff.status == 0, "\(diff)")
+
+        // inspect shows the encodings; report recomputes from the GGUF file.
+        let inspect = try CommandLineRunner.run(["inspect", dir.url("w4.gguf")])
+        #expect(inspect.status == 0 && inspect.standardOutput.contains("int4 asym group:128") && inspect.standardOutput.contains("int8 sym channel"), "\(inspect)")
+        #expect(!inspect.standardOutput.contains("modelpress.quantization"), "the layout keys are consumed by the reader")
+        let report = try CommandLineRunner.run(["report", Self.pico, dir.url("w4.gguf"), "-o", dir.url("again.json"), "--quiet"])
+        #expect(report.status == 0, "\(report)")
+        let again = try CommandLineRunner.run(["diff", dir.url("w4.gguf.json"), dir.url("again.json"), "--fail-above", "0"])
+        #expect(again.status == 0, "\(again)")
+
+        // convert moves quantized tensors between the formats exactly; requantizing them is refused.
+        let converted = try CommandLineRunner.run(["convert", dir.url("w4.safetensors"), "-o", dir.url("converted.gguf"), "--quiet"])
+        #expect(converted.status == 0, "\(converted)")
+        #expect(try TemporaryDirectory.read(dir.url("converted.gguf")) == TemporaryDirectory.read(dir.url("w4.gguf")))
+        let cast = try CommandLineRunner.run(["convert", dir.url("w4.gguf"), "-o", dir.url("cast.gguf"), "--dtype", "bf16", "--quiet"])
+        #expect(cast.status == 0, "\(cast)")
+        let castBack = try CheckpointReader.open(path: dir.url("cast.gguf"))
+        for entry in fromGGUF.entries {
+            guard case .quantized(let q) = entry.payload else { continue }
+            guard case .quantized(let back)? = castBack[entry.name]?.payload else { Issue.record("\(entry.name) lost its quantization"); continue }
+            #expect(back == q, "--dtype must not touch \(entry.name)")
+        }
+        #expect(castBack["model.norm.weight"]?.encodingName == "BF16")
+        let requantize = try CommandLineRunner.run(["convert", dir.url("w4.gguf"), "-o", dir.url("q8.gguf"), "--type", "Q8_0"])
+        #expect(requantize.status == 65, "\(requantize)")
+        #expect(requantize.standardError.contains("'lm_head.weight' is already int8 sym channel"), "\(requantize)")
     }
 }

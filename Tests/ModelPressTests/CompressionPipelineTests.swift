@@ -53,6 +53,33 @@ struct CompressionPipelineTests {
         #expect(report.totals.ratio > 3.5)
     }
 
+    @Test("integer and FP8 recipes write GGUF too: the same quantized tensors and errors as safetensors; the report matches the file",
+          arguments: recipes.filter { !$0.hasPrefix("gguf-") })
+    func recipeToGGUF(_ name: String) throws {
+        let dir = try TemporaryDirectory(prefix: "pipeline-gguf")
+        let recipe = Self.root.appendingPathComponent("Recipes/\(name)").path
+        let gguf = dir.url("out.gguf"), safetensors = dir.url("out.safetensors")
+        let report = try CompressionPipeline(inputPath: Self.pico, recipePath: recipe).compress(outputPath: gguf)
+        let reference = try CompressionPipeline(inputPath: Self.pico, recipePath: recipe).compress(outputPath: safetensors)
+        let a = try CheckpointReader.open(path: gguf), b = try CheckpointReader.open(path: safetensors)
+        #expect(a.entries.map(\.name) == b.entries.map(\.name))
+        var quantizedCount = 0
+        for (x, y) in zip(a.entries, b.entries) {
+            switch (x.payload, y.payload) {
+            case (.quantized(let p), .quantized(let q)): #expect(p == q, "\(name) \(x.name)"); quantizedCount += 1
+            case (.dense(let p), .dense(let q)): #expect(p == q, "\(name) \(x.name)")
+            default: Issue.record("\(name) \(x.name): \(x.encodingName) in GGUF, \(y.encodingName) in safetensors")
+            }
+        }
+        #expect(quantizedCount == 16)
+        #expect(report.tensors.map(\.relativeError) == reference.tensors.map(\.relativeError))
+        #expect(report.tensors.map(\.encoding) == reference.tensors.map(\.encoding))
+        let fileSize = try FileManager.default.attributesOfItem(atPath: gguf)[.size] as! Int
+        // Every part is padded to 32 bytes and the layout keys take a few hundred bytes per tensor.
+        #expect(report.totals.outputByteCount < fileSize && fileSize < report.totals.outputByteCount + 32_768, "\(fileSize) vs \(report.totals.outputByteCount)")
+        #expect(report.totals.ratio > 3.5)
+    }
+
     @Test("--set overrides reach the passes: bits=3 gives 3-bit codes and a larger error than 4")
     func overrides() throws {
         let dir = try TemporaryDirectory(prefix: "pipeline-set")

@@ -4,7 +4,9 @@ import TensorCore
 ///
 /// Plain ggml types (F32, F16, BF16, F64, I8–I64) become dense tensors; block types and opaque future
 /// types become `.ggml` payloads. Shapes are given in numpy order (GGUF's ne reversed). Metadata
-/// keeps its GGUF types and file order.
+/// keeps its GGUF types and file order. Integer, FP8 and codebook tensors stored as
+/// `GGUFQuantizedLayout` describes come out as their parts; `CheckpointReader.open` puts them back
+/// together.
 public enum GGUFReader {
     /// Maps and validates `path`. Throws `FileAccessError` (exit 1) or `GGUFError` (exit 65).
     public static func open(path: String) throws -> Checkpoint {

@@ -73,8 +73,10 @@ public enum GGUFWriter {
         try output.commit()
     }
 
-    /// Writes a checkpoint whose tensors are dense in a GGUF-storable dtype or already in a ggml layout.
+    /// Writes a checkpoint whose tensors are dense in a GGUF-storable dtype, already in a ggml layout,
+    /// or quantized (stored as `GGUFQuantizedLayout` describes).
     public static func write(_ checkpoint: Checkpoint, to path: String) throws {
+        let checkpoint = try GGUFQuantizedLayout.expand(checkpoint)
         var planned: [PlannedTensor] = []
         var storages: [ByteStorage] = []
         for entry in checkpoint.entries {
@@ -87,7 +89,7 @@ public enum GGUFWriter {
                 planned.append(PlannedTensor(name: entry.name, typeID: t.typeID, shape: t.shape, byteCount: t.storage.count))
                 storages.append(t.storage)
             case .quantized:
-                throw GGUFWriteError.notYetSupported(tensor: entry.name)
+                preconditionFailure("GGUFQuantizedLayout.expand leaves no quantized tensor")
             }
         }
         let metadata = checkpoint.metadata.map { (key: $0.key, value: $0.value.ggufValue) }
@@ -135,7 +137,6 @@ public enum GGUFWriteError: Error, Equatable, Sendable, CustomStringConvertible 
     case tooManyDimensions(String)
     case unsupportedDType(tensor: String, dtype: DType)
     case producedMismatch(tensor: String)
-    case notYetSupported(tensor: String)
 
     public var description: String {
         switch self {
@@ -146,7 +147,6 @@ public enum GGUFWriteError: Error, Equatable, Sendable, CustomStringConvertible 
         case .tooManyDimensions(let n): "tensor '\(n)' has more than 4 dimensions (GGUF limit)"
         case .unsupportedDType(let n, let d): "tensor '\(n)' has dtype \(d), which GGUF cannot store (cast it to F32, F16 or BF16)"
         case .producedMismatch(let n): "internal error: tensor '\(n)' changed size while writing"
-        case .notYetSupported(let n): "tensor '\(n)': writing integer/NF4/FP8-quantized tensors to GGUF is not yet supported"
         }
     }
 }
