@@ -71,7 +71,7 @@ struct CompressionPipelineTests {
             default: Issue.record("\(name) \(x.name): \(x.encodingName) in GGUF, \(y.encodingName) in safetensors")
             }
         }
-        #expect(quantizedCount == 16)
+        #expect(quantizedCount == (name == "nf4.recipe" ? 14 : 16))
         #expect(report.tensors.map(\.relativeError) == reference.tensors.map(\.relativeError))
         #expect(report.tensors.map(\.encoding) == reference.tensors.map(\.encoding))
         let fileSize = try FileManager.default.attributesOfItem(atPath: gguf)[.size] as! Int
