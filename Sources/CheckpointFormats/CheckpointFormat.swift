@@ -59,7 +59,7 @@ public enum CheckpointReader {
         case .safetensors: return try CompressedTensorsLayout.collapse(SafetensorsReader.open(path: resolved), file: resolved)
         case .shardedSafetensors: return try CompressedTensorsLayout.collapse(ShardedSafetensors.open(indexPath: resolved), file: resolved)
         case .gguf: return try GGUFQuantizedLayout.collapse(GGUFReader.open(path: resolved), file: resolved)
-        case .zstd: throw CheckpointOpenError.notYetSupported(path: path, format: format)
+        case .zstd: return try ZstdCheckpoint.open(path: resolved)
         }
     }
 }

@@ -39,6 +39,8 @@ public struct CheckpointConversion: Sendable {
     public let inputPath: String
     public let outputPath: String
     public let outputFormat: OutputFormat
+    /// The output path's writer and zstd settings.
+    public var output: CheckpointOutput
     public let options: Options
     /// Lines for stderr (tensors the imatrix does not cover, ...), filled by `run()`.
     public private(set) var warnings: [String] = []
@@ -49,15 +51,8 @@ public struct CheckpointConversion: Sendable {
         if let t = options.dtype, !CheckpointConversion.castTargets.contains(t) {
             throw UsageError("--dtype must be f32, f16 or bf16 (got \(t.rawValue.lowercased()))")
         }
-        if outputPath.hasSuffix(".safetensors") {
-            outputFormat = .safetensors
-        } else if outputPath.hasSuffix(".gguf") {
-            outputFormat = .gguf
-        } else if outputPath.hasSuffix(".zst") {
-            throw UsageError("\(outputPath): zstd outputs are not yet supported; write .safetensors or .gguf")
-        } else {
-            throw UsageError("\(outputPath): the output extension picks the writer; use .safetensors or .gguf")
-        }
+        output = try CheckpointOutput(path: outputPath)
+        outputFormat = output.format == .gguf ? .gguf : .safetensors
         if options.quantization != nil && outputFormat != .gguf { throw UsageError("--type needs a .gguf output") }
         if options.importancePath != nil && options.quantization == nil { throw UsageError("--imatrix needs --type") }
         self.inputPath = inputPath
@@ -76,14 +71,17 @@ public struct CheckpointConversion: Sendable {
     public mutating func run() throws -> CheckpointSummary {
         try UsageError.refuseOverwriting(input: inputPath, output: outputPath)
         let input = try CheckpointReader.open(path: inputPath)
-        switch outputFormat {
-        case .safetensors: try writeSafetensors(input)
-        case .gguf: try writeGGUF(input)
+        let format = outputFormat
+        try output.write(threadCount: options.threadCount) { path in
+            switch format {
+            case .safetensors: try writeSafetensors(input, to: path)
+            case .gguf: try writeGGUF(input, to: path)
+            }
         }
         return try CheckpointSummary(path: outputPath)
     }
 
-    private func writeSafetensors(_ input: Checkpoint) throws {
+    private func writeSafetensors(_ input: Checkpoint, to path: String) throws {
         var planned: [SafetensorsWriter.PlannedTensor] = []
         for entry in input.entries {
             // Dense tensors keep their dtype unless --dtype casts them; compressed ones are reconstructed.
@@ -92,14 +90,14 @@ public struct CheckpointConversion: Sendable {
         }
         let metadata = input.metadata.map { (key: $0.key, value: $0.value.description) }
         let threads = options.threadCount
-        try SafetensorsWriter.write(to: outputPath, metadata: metadata, tensors: planned) { position in
+        try SafetensorsWriter.write(to: path, metadata: metadata, tensors: planned) { position in
             let entry = input.entries[position]
             if case .dense(let t) = entry.payload { return try t.converted(to: planned[position].dtype) }
             return try DenseTensor(floats: entry.floatValues(threadCount: threads)!, shape: entry.shape, dtype: planned[position].dtype)
         }
     }
 
-    private mutating func writeGGUF(_ input: Checkpoint) throws {
+    private mutating func writeGGUF(_ input: Checkpoint, to path: String) throws {
         var entries = input.entries
         var metadata = input.metadata.map { (key: $0.key, value: $0.value.ggufValue) }
         var assigned = [GGMLType?](repeating: nil, count: entries.count)
@@ -163,7 +161,7 @@ public struct CheckpointConversion: Sendable {
             }
         }
         let threads = options.threadCount
-        try GGUFWriter.write(to: outputPath, metadata: metadata, tensors: planned) { [self, entries, parts] position in
+        try GGUFWriter.write(to: path, metadata: metadata, tensors: planned) { [self, entries, parts] position in
             let entry = entries[position]
             switch entry.payload {
             case .ggml(let t): return t.storage

@@ -65,17 +65,23 @@ public struct CompressionPipeline: Sendable {
         return (checkpoint, bound, statistics)
     }
 
-    /// Compresses to `outputPath` (`.safetensors` or `.gguf`) and returns the report.
+    /// Compresses to `outputPath` (`.safetensors` or `.gguf`, either with `.zst`) and returns the report.
     public func compress(outputPath: String) throws -> CompressionReport {
-        guard outputPath.hasSuffix(".safetensors") || outputPath.hasSuffix(".gguf") else {
-            throw UsageError("\(outputPath): compress writes .safetensors or .gguf (zstd outputs are not yet supported)")
-        }
+        var output = try CheckpointOutput(path: outputPath)
         try UsageError.refuseOverwriting(input: inputPath, output: outputPath)
         var (checkpoint, bound, calibration) = try bind()
         let steps = bound.steps
-        if let (format, location) = bound.directives.outputFormat, !outputPath.hasSuffix("." + format) {
+        let directives = bound.directives
+        if let (format, location) = directives.outputFormat, format != output.format.rawValue {
             throw UsageError("\(location): error: the recipe asks for \(format) output, but -o is \(outputPath)")
         }
+        if let (level, location) = directives.zstdLevel {
+            guard output.zstdLevel != nil else {
+                throw UsageError("\(location): error: the recipe asks for zstd output; name the output \(outputPath).zst")
+            }
+            output.zstdLevel = Int32(level)
+        }
+        if let layout = directives.zstdLayout { output.layout = layout }
         let original = checkpoint
         let context = PassContext(threadCount: threadCount, calibration: calibration)
         let work = steps.reduce(0) { $0 + $1.selected.count }
@@ -90,10 +96,11 @@ public struct CompressionPipeline: Sendable {
                 progress?(done, work, bytesDone, entry.name)
             }
         }
-        if outputPath.hasSuffix(".gguf") {
-            try GGUFWriter.write(checkpoint, to: outputPath)
-        } else {
-            try SafetensorsWriter.write(checkpoint, to: outputPath)
+        try output.write(threadCount: threadCount) { path in
+            switch output.format {
+            case .gguf: try GGUFWriter.write(checkpoint, to: path)
+            case .safetensors: try SafetensorsWriter.write(checkpoint, to: path)
+            }
         }
         return try ReportBuilder.report(original: original, compressed: checkpoint, input: inputPath, output: outputPath,
                                         recipe: recipePath, threadCount: threadCount)

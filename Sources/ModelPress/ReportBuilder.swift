@@ -14,8 +14,8 @@ public enum ReportBuilder {
     public static func report(original: Checkpoint, compressed: Checkpoint, input: String, output: String,
                               recipe: String?, threadCount: Int = 1) throws -> CompressionReport {
         var records: [TensorRecord] = []
-        let inputFormat: CheckpointFormat = input.hasSuffix(".gguf") ? .gguf : .safetensors
-        let outputFormat: CheckpointFormat = output.hasSuffix(".gguf") ? .gguf : .safetensors
+        let inputFormat: CheckpointFormat = ZstdCheckpoint.innerPath(of: input).path.hasSuffix(".gguf") ? .gguf : .safetensors
+        let outputFormat: CheckpointFormat = ZstdCheckpoint.innerPath(of: output).path.hasSuffix(".gguf") ? .gguf : .safetensors
         for before in original.entries {
             guard let after = compressed[before.name] else { throw ReportBuildError.missingTensor(before.name) }
             guard after.shape.elementCount == before.shape.elementCount else {

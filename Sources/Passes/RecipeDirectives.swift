@@ -8,7 +8,8 @@ import Recipes
 /// output      format=gguf                 # safetensors | gguf; must agree with -o's extension
 /// ```
 /// A relative `stats=` path is taken from the folder of the recipe file that names it. Each
-/// directive may appear once. `output zstd=N` is reserved for zstd outputs (not yet supported).
+/// directive may appear once. `output zstd=N zstd_layout=grouped|plain` sets the level and layout of
+/// a `.zst` output (the output path must end in `.zst`).
 public struct RecipeDirectives: Sendable, Equatable {
     public static let names = ["calibration", "output"]
 
@@ -16,12 +17,17 @@ public struct RecipeDirectives: Sendable, Equatable {
     public var calibration: (path: String, location: SourceLocation)?
     /// `safetensors` or `gguf` when the recipe says so.
     public var outputFormat: (name: String, location: SourceLocation)?
+    /// `output zstd=LEVEL`: the zstd level of a `.zst` output.
+    public var zstdLevel: (level: Int, location: SourceLocation)?
+    /// `output zstd_layout=grouped|plain`.
+    public var zstdLayout: ZstdCheckpoint.Layout?
 
     public init() {}
 
     public static func == (a: RecipeDirectives, b: RecipeDirectives) -> Bool {
         a.calibration?.path == b.calibration?.path && a.calibration?.location == b.calibration?.location
             && a.outputFormat?.name == b.outputFormat?.name && a.outputFormat?.location == b.outputFormat?.location
+            && a.zstdLevel?.level == b.zstdLevel?.level && a.zstdLayout == b.zstdLayout
     }
 
     /// Where each directive was first given.
@@ -46,10 +52,14 @@ public struct RecipeDirectives: Sendable, Equatable {
         default:
             let format = reader.choice("format", default: "", from: ["safetensors", "gguf"], help: "output format (must match -o)")
             if !format.isEmpty { outputFormat = (format, step.location) }
-            if let level = step.option("zstd") {
-                _ = reader.int("zstd", default: 3, in: 1...22, help: "zstd level")
-                diagnostics.append(RecipeDiagnostic(level.location, "output zstd: zstd-compressed outputs are not yet supported"))
+            if step.option("zstd") != nil {
+                zstdLevel = (reader.int("zstd", default: 3, in: 1...22, help: "zstd level of a .zst output"), step.location)
+            } else {
+                _ = reader.int("zstd", default: 3, in: 1...22, help: "zstd level of a .zst output")
             }
+            let layout = reader.choice("zstd_layout", default: "grouped", from: ZstdCheckpoint.Layout.allCases.map(\.rawValue),
+                                       help: "grouped: float byte planes where smaller; plain: `zstd -d` restores the file")
+            if step.option("zstd_layout") != nil { zstdLayout = ZstdCheckpoint.Layout(rawValue: layout) }
         }
         return reader.finish() + diagnostics
     }

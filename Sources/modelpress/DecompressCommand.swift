@@ -1,5 +1,6 @@
 import ArgumentParser
 import ModelPress
+import CheckpointFormats
 import TensorCore
 
 struct DecompressCommand: ParsableCommand {
@@ -22,6 +23,17 @@ struct DecompressCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            // A lossless .zst file comes back byte for byte when asked for its own format.
+            if dtype == nil, try CheckpointFormat.detect(path: input).format == .zstd {
+                let inner = try ZstdCheckpoint.innerFormat(path: input) ?? ZstdCheckpoint.innerPath(of: input).path.split(separator: ".").last.map(String.init)
+                if let inner, output.hasSuffix("." + inner),
+                   try CheckpointReader.open(path: input).entries.allSatisfy({ if case .dense = $0.payload { true } else { false } }) {
+                    try UsageError.refuseOverwriting(input: input, output: output)
+                    try ZstdCheckpoint.extract(path: input, to: output)
+                    if !quiet { Console.standardOutput("wrote \(output): the original \(inner) file, byte for byte\n") }
+                    return
+                }
+            }
             guard output.hasSuffix(".safetensors") else { throw UsageError("\(output): decompress writes .safetensors") }
             var options = CheckpointConversion.Options()
             if let dtype {

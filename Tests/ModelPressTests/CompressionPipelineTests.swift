@@ -16,13 +16,13 @@ struct CompressionPipelineTests {
 
     @Test("Recipes/ holds the documented recipes")
     func recipeList() {
-        #expect(Self.recipes == ["fp8-e4m3.recipe", "gguf-q4k.recipe", "nf4.recipe", "w4-group128.recipe", "w4-mse-clip.recipe", "w8-per-channel.recipe"])
+        #expect(Self.recipes == ["fp8-e4m3.recipe", "gguf-q4k.recipe", "lossless.recipe", "nf4.recipe", "w4-group128.recipe", "w4-mse-clip.recipe", "w8-per-channel.recipe"])
     }
 
     @Test("every recipe runs on the test model; the report matches the written file", arguments: recipes)
     func runRecipe(_ name: String) throws {
         let dir = try TemporaryDirectory(prefix: "pipeline")
-        let output = dir.url(name.hasPrefix("gguf-") ? "out.gguf" : "out.safetensors")
+        let output = dir.url(name.hasPrefix("gguf-") ? "out.gguf" : name.hasPrefix("lossless") ? "out.safetensors.zst" : "out.safetensors")
         let recipe = Self.root.appendingPathComponent("Recipes/\(name)").path
         let report = try CompressionPipeline(inputPath: Self.pico, recipePath: recipe).compress(outputPath: output)
         let original = try CheckpointReader.open(path: Self.pico)
@@ -47,14 +47,20 @@ struct CompressionPipelineTests {
             #expect(record.encoding == after.encodingName)
         }
         // nf4 leaves embeddings and lm_head alone, as bitsandbytes does; the others quantize them too.
-        #expect(quantizedCount == (name == "nf4.recipe" ? 14 : 16), "\(name): 14 linear weights (+ embeddings + lm_head)")
+        #expect(quantizedCount == (name == "nf4.recipe" ? 14 : name == "lossless.recipe" ? 0 : 16), "\(name): 14 linear weights (+ embeddings + lm_head)")
+        if name.hasPrefix("lossless") {
+            #expect(report.tensors.allSatisfy { $0.relativeError == 0 })
+            let fileSize = try FileManager.default.attributesOfItem(atPath: output)[.size] as! Int
+            #expect(Double(report.totals.outputByteCount) / Double(fileSize) > 1.15, "zstd byte planes on F32")
+            return
+        }
         let fileSize = try FileManager.default.attributesOfItem(atPath: output)[.size] as! Int
         #expect(report.totals.outputByteCount < fileSize && fileSize < report.totals.outputByteCount + 16_384, "headers and padding are the only overhead")
         #expect(report.totals.ratio > 3.5)
     }
 
     @Test("integer and FP8 recipes write GGUF too: the same quantized tensors and errors as safetensors; the report matches the file",
-          arguments: recipes.filter { !$0.hasPrefix("gguf-") })
+          arguments: recipes.filter { !$0.hasPrefix("gguf-") && !$0.hasPrefix("lossless") })
     func recipeToGGUF(_ name: String) throws {
         let dir = try TemporaryDirectory(prefix: "pipeline-gguf")
         let recipe = Self.root.appendingPathComponent("Recipes/\(name)").path

@@ -36,7 +36,7 @@ struct PassRegistryTests {
             quantize.int targets="nothing*"
             quantize.int targets="nothing*" optional=true
             quantize.fp8 format=e4m4
-            output format=gguff zstd=19
+            output format=gguff zstd=23
             calibration
             output format=gguf
             """)
@@ -52,7 +52,7 @@ struct PassRegistryTests {
                 "r:5:1: error: tensor 'model.layers.0.self_attn.q_proj.weight' is already compressed by the step at r:2:1",
                 "r:5:1: error: tensor 'model.layers.1.self_attn.q_proj.weight' is already compressed by the step at r:2:1",
                 "r:6:15: error: output format: 'gguff' is not one of safetensors, gguf (did you mean 'gguf'?)",
-                "r:6:21: error: output zstd: zstd-compressed outputs are not yet supported",
+                "r:6:26: error: output zstd: 23 is out of range 1...22",
                 "r:7:1: error: calibration needs stats=FILE",
                 "r:8:1: error: the 'output' step is already given at r:6:1",
             ])
