@@ -1,6 +1,7 @@
 // modelpress-bench: release-mode benchmarks. `swift run -c release modelpress-bench [name...] [--dir D]`
 // Benchmarks: read (safetensors read throughput against a plain memory copy);
-// gguf (F32 GGUF -> quantized GGUF, file to file; options in GGUFQuantizeBenchmark.swift).
+// gguf (F32 GGUF -> quantized GGUF, file to file; options in GGUFQuantizeBenchmark.swift);
+// zstd (lossless .zst archives against the zstd tool).
 import Foundation
 
 var arguments = Array(CommandLine.arguments.dropFirst())
@@ -15,8 +16,9 @@ for name in selected {
     switch name {
     case "read": try ReadBenchmark(directory: directory).run()
     case "gguf": try GGUFQuantizeBenchmark(directory: directory, options: ggufOptions).run()
+    case "zstd": try ZstdBenchmark(directory: directory).run()
     default:
-        FileHandle.standardError.write("unknown benchmark '\(name)' (known: read, gguf)\n".data(using: .utf8)!)
+        FileHandle.standardError.write("unknown benchmark '\(name)' (known: read, gguf, zstd)\n".data(using: .utf8)!)
         exit(64)
     }
 }

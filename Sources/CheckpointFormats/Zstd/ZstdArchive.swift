@@ -146,18 +146,19 @@ public enum ZstdArchive {
     /// The frames of one chunk.
     static func compressChunk(_ input: UnsafeRawBufferPointer, width: Int, level: Int32, codec: ZstdCodec) throws -> [[UInt8]] {
         func frame(_ bytes: UnsafeRawBufferPointer, _ profile: ZstdCodec.Profile) throws -> [UInt8] {
-            var out = [UInt8](repeating: 0, count: ZstdCodec.bound(bytes.count))
-            let n = try out.withUnsafeMutableBytes { try codec.compress(bytes, into: $0, profile: profile) }
-            out.removeSubrange(n...)
-            return out
+            try [UInt8](unsafeUninitializedCapacity: ZstdCodec.bound(bytes.count)) { buffer, count in
+                count = try codec.compress(bytes, into: UnsafeMutableRawBufferPointer(buffer), profile: profile)
+            }
         }
         guard width > 0 else { return [try frame(input, .level(level))] }
-        var planes = [UInt8](repeating: 0, count: input.count)
-        planes.withUnsafeMutableBytes { BytePlanes.split(input, width: width, into: $0) }
+        let planes = [UInt8](unsafeUninitializedCapacity: input.count) { buffer, count in
+            BytePlanes.split(input, width: width, into: UnsafeMutableRawBufferPointer(buffer))
+            count = input.count
+        }
         let n = input.count / width
         return try planes.withUnsafeBytes { all in
             try (0..<width).map { k in
-                try frame(UnsafeRawBufferPointer(rebasing: all[(k * n)..<((k + 1) * n)]), k == width - 1 ? .exponentPlane : .level(level))
+                try frame(UnsafeRawBufferPointer(rebasing: all[(k * n)..<((k + 1) * n)]), k == width - 1 ? .exponentPlane : .mantissaPlane)
             }
         }
     }

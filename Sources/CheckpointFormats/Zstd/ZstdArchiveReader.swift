@@ -153,20 +153,23 @@ public final class ZstdArchiveReader: @unchecked Sendable {
     private func decode(_ chunk: Chunk, codec: ZstdCodec) throws -> [UInt8] {
         let bytes = file.bytes
         if chunk.width == 0 {
-            var out = [UInt8](repeating: 0, count: chunk.length)
-            try out.withUnsafeMutableBytes { try codec.decompress(UnsafeRawBufferPointer(rebasing: bytes[chunk.frames[0]]), into: $0) }
-            return out
+            return try [UInt8](unsafeUninitializedCapacity: chunk.length) { buffer, count in
+                try codec.decompress(UnsafeRawBufferPointer(rebasing: bytes[chunk.frames[0]]), into: UnsafeMutableRawBufferPointer(buffer))
+                count = chunk.length
+            }
         }
-        var planes = [UInt8](repeating: 0, count: chunk.length)
         let n = chunk.length / chunk.width
-        try planes.withUnsafeMutableBytes { dst in
+        let planes = try [UInt8](unsafeUninitializedCapacity: chunk.length) { buffer, count in
+            let dst = UnsafeMutableRawBufferPointer(buffer)
             for (k, frame) in chunk.frames.enumerated() {
                 try codec.decompress(UnsafeRawBufferPointer(rebasing: bytes[frame]), into: UnsafeMutableRawBufferPointer(rebasing: dst[(k * n)..<((k + 1) * n)]))
             }
+            count = chunk.length
         }
-        var out = [UInt8](repeating: 0, count: chunk.length)
-        planes.withUnsafeBytes { src in out.withUnsafeMutableBytes { BytePlanes.merge(src, width: chunk.width, into: $0) } }
-        return out
+        return [UInt8](unsafeUninitializedCapacity: chunk.length) { buffer, count in
+            planes.withUnsafeBytes { BytePlanes.merge($0, width: chunk.width, into: UnsafeMutableRawBufferPointer(buffer)) }
+            count = chunk.length
+        }
     }
 }
 

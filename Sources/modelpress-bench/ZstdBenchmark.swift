@@ -1,0 +1,84 @@
+import Foundation
+import TensorCore
+import CheckpointFormats
+
+/// Lossless compression of weights: a ≥256 MiB BF16 and a F32 safetensors file of realistic
+/// weights (N(0, σ_row), σ_row = 0.02·exp(N(0, 0.15)) per row), compressed to a `.zst` archive
+/// (byte planes) and decompressed back, at 1 and 2 threads, against the `zstd` tool at -1, -3 and
+/// -19 (one thread, same file, page cache; -19 on the first 32 MiB only). Ratio = input / output
+/// bytes; MB/s of uncompressed bytes; median of 3.
+struct ZstdBenchmark {
+    let directory: String
+    let rows = 8192, columns = 8192          // 64 Mi values: 256 MiB F32, 128 MiB BF16 ... ×2 tensors for BF16
+
+    func run() throws {
+        for dtype in [DType.bf16, .f32] {
+            let path = directory + "/modelpress-bench-zstd-\(dtype.rawValue).safetensors"
+            try makeFile(path: path, dtype: dtype)
+            defer { unlink(path); unlink(path + ".zst"); unlink(path + ".back"); unlink(path + ".cli.zst") }
+            let size = Double(try MappedFile(path: path).byteCount)
+            print("zstd benchmark: \(dtype.rawValue), \(fixed(size / 1e6, 0)) MB of weights, median of 3")
+            print("  tool              threads   ratio   compress MB/s   decompress MB/s")
+            for threads in [1, 2] {
+                let c = try medianSeconds(repetitions: 3) {
+                    try ZstdCheckpoint.write(to: path + ".zst", threadCount: threads) { inner in
+                        unlink(inner)
+                        guard link(path, inner) == 0 else { throw FileAccessError.cannotOpen(path: inner, reason: "link failed") }
+                    }
+                }
+                let compressed = Double(try MappedFile(path: path + ".zst").byteCount)
+                let d = try medianSeconds(repetitions: 3) { try ZstdCheckpoint.extract(path: path + ".zst", to: path + ".back", threadCount: threads) }
+                let back = try MappedFile(path: path + ".back"), original = try MappedFile(path: path)
+                guard back.byteCount == original.byteCount, memcmp(back.bytes.baseAddress!, original.bytes.baseAddress!, back.byteCount) == 0 else {
+                    throw FileAccessError.cannotOpen(path: path, reason: "round trip differs")
+                }
+                print("  modelpress .zst   \(threads)         \(fixed(size / compressed, 3))   \(fixed(size / c / 1e6, 0))             \(fixed(size / d / 1e6, 0))")
+            }
+            for level in ["-1", "-3", "-19"] {
+                var input = path
+                var bytes = size
+                if level == "-19" {
+                    input = path + ".head"
+                    _ = shell(["head", "-c", "33554432", path], stdout: input)
+                    bytes = 33_554_432
+                }
+                defer { if level == "-19" { unlink(input) } }
+                let c = medianSeconds(repetitions: level == "-19" ? 1 : 3) { _ = shell(["zstd", "-q", "-f", "-T1", level, input, "-o", path + ".cli.zst"]) }
+                let compressed = Double(try MappedFile(path: path + ".cli.zst").byteCount)
+                let d = medianSeconds(repetitions: level == "-19" ? 1 : 3) { _ = shell(["zstd", "-q", "-d", "-f", path + ".cli.zst", "-o", "/dev/null"]) }
+                print("  zstd \(level)\(level.count == 2 ? " " : "")        1         \(fixed(bytes / compressed, 3))   \(fixed(bytes / c / 1e6, 0))             \(fixed(bytes / d / 1e6, 0))\(level == "-19" ? "   (first 32 MiB)" : "")")
+            }
+        }
+    }
+
+    /// Two tensors [rows, columns] of N(0, σ_row) weights.
+    func makeFile(path: String, dtype: DType) throws {
+        var rng = SeededGenerator(seed: 2026)
+        let count = dtype == .bf16 ? 2 : 1
+        var entries: [TensorEntry] = []
+        for t in 0..<count {
+            var values = [Float](repeating: 0, count: rows * columns)
+            for r in 0..<rows {
+                let sigma = 0.02 * Float(exp(Double(rng.gaussianFloats(count: 1)[0]) * 0.15))
+                let row = rng.gaussianFloats(count: columns, standardDeviation: sigma)
+                values.replaceSubrange((r * columns)..<((r + 1) * columns), with: row)
+            }
+            entries.append(TensorEntry(name: "layers.\(t).weight", tensor: try DenseTensor(floats: values, shape: Shape([rows, columns]), dtype: dtype)))
+        }
+        try SafetensorsWriter.write(try Checkpoint(entries: entries), to: path)
+    }
+
+    @discardableResult
+    func shell(_ arguments: [String], stdout: String? = nil) -> Int32 {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = arguments
+        if let stdout {
+            FileManager.default.createFile(atPath: stdout, contents: nil)
+            process.standardOutput = FileHandle(forWritingAtPath: stdout)
+        }
+        try? process.run()
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+}
