@@ -23,17 +23,28 @@ public struct CheckpointSummary: Sendable {
     /// Opens `path` and summarizes it.
     public init(path: String) throws {
         let (format, _) = try CheckpointFormat.detect(path: path)
+        if format == .zstd, let header = try ZstdCheckpoint.denseSafetensorsHeader(path: path) {
+            // Only the header's frames are decoded.
+            self.init(path: path, format: format, rows: header.tensors.map {
+                Row(name: $0.name, encoding: $0.dtype.rawValue, shape: $0.shape, parameterCount: $0.shape.elementCount, byteCount: $0.dataRange.count)
+            }, metadata: header.metadata.map { MetadataEntry(key: $0.key, value: .string($0.value)) })
+            return
+        }
         let checkpoint = try CheckpointReader.open(path: path)
         self.init(path: path, format: format, checkpoint: checkpoint)
     }
 
     public init(path: String, format: CheckpointFormat, checkpoint: Checkpoint) {
+        self.init(path: path, format: format, rows: checkpoint.entries.map {
+            Row(name: $0.name, encoding: $0.encodingName, shape: $0.shape, parameterCount: $0.elementCount, byteCount: $0.byteCount(in: format))
+        }, metadata: checkpoint.metadata)
+    }
+
+    init(path: String, format: CheckpointFormat, rows: [Row], metadata: [MetadataEntry]) {
         self.path = path
         self.format = format
-        rows = checkpoint.entries.map {
-            Row(name: $0.name, encoding: $0.encodingName, shape: $0.shape, parameterCount: $0.elementCount, byteCount: $0.byteCount(in: format))
-        }
-        metadata = checkpoint.metadata
+        self.rows = rows
+        self.metadata = metadata
     }
 
     /// An aligned table, then totals, then metadata.

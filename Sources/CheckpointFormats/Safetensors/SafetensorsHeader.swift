@@ -32,11 +32,17 @@ public struct SafetensorsHeader: Sendable, Equatable {
 
     /// Parses and validates the header of a whole file's bytes. `file` names the file in errors.
     public init(fileBytes bytes: UnsafeRawBufferPointer, file: String) throws(SafetensorsError) {
+        try self.init(prefix: bytes, fileSize: bytes.count, file: file)
+    }
+
+    /// Parses and validates the header from the first bytes of a file of `fileSize` bytes (`prefix`
+    /// must hold the 8-byte length and the whole header; the data need not be there).
+    public init(prefix bytes: UnsafeRawBufferPointer, fileSize: Int, file: String) throws(SafetensorsError) {
         func fail(_ kind: SafetensorsError.Kind) -> SafetensorsError { SafetensorsError(file: file, kind: kind) }
-        guard bytes.count >= 8 else { throw fail(.headerTooSmall(fileSize: bytes.count)) }
+        guard bytes.count >= 8, fileSize >= 8 else { throw fail(.headerTooSmall(fileSize: fileSize)) }
         let length = UInt64(littleEndian: bytes.loadUnaligned(as: UInt64.self))
         guard length <= SafetensorsHeader.maximumHeaderLength else { throw fail(.headerTooLarge(length: length)) }
-        guard length <= UInt64(bytes.count - 8) else { throw fail(.invalidHeaderLength(length: length, fileSize: bytes.count)) }
+        guard length <= UInt64(fileSize - 8), length <= UInt64(bytes.count - 8) else { throw fail(.invalidHeaderLength(length: length, fileSize: fileSize)) }
         let headerEnd = 8 + Int(length)
         let headerBytes = UnsafeRawBufferPointer(rebasing: bytes[8..<headerEnd])
         guard String(validating: headerBytes.bindMemory(to: UInt8.self), as: UTF8.self) != nil else { throw fail(.invalidUTF8) }
@@ -75,7 +81,7 @@ public struct SafetensorsHeader: Sendable, Equatable {
             end = info.dataRange.upperBound
         }
         let (dataEnd, overflow) = end.addingReportingOverflow(headerEnd)
-        guard !overflow, dataEnd == bytes.count else { throw fail(.incompleteBuffer(dataEnd: overflow ? Int.max : dataEnd, fileSize: bytes.count)) }
+        guard !overflow, dataEnd == fileSize else { throw fail(.incompleteBuffer(dataEnd: overflow ? Int.max : dataEnd, fileSize: fileSize)) }
         self.metadata = metadata
         self.tensors = infos.map(\.info)
         self.dataOffset = headerEnd

@@ -111,6 +111,22 @@ public enum ZstdCheckpoint {
         try writer.commit()
     }
 
+    /// The header of a seekable `.zst` file holding plain dense safetensors (no quantized tensors),
+    /// decoding only the frames of the header; nil for any other file (which must be decoded whole).
+    public static func denseSafetensorsHeader(path: String) throws -> SafetensorsHeader? {
+        let file = try MappedFile(path: path)
+        guard ZstdArchiveReader.isArchive(file.bytes) else { return nil }
+        let reader = try ZstdArchiveReader(path: path)
+        guard reader.inner == "safetensors", reader.size >= 8 else { return nil }
+        let length = try reader.read(0..<8).withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self))) }
+        guard length <= Int(SafetensorsHeader.maximumHeaderLength), length <= reader.size - 8 else { return nil }
+        let prefix = try reader.read(0..<(8 + length))
+        let header = try prefix.withUnsafeBytes { try SafetensorsHeader(prefix: $0, fileSize: reader.size, file: path) }
+        let quantized = header.metadata.contains { $0.key == CompressedTensorsLayout.metadataKey }
+            || !BitsAndBytesLayout.weights(in: header.tensors.map(\.name)).isEmpty
+        return quantized ? nil : header
+    }
+
     /// Names and inner-file ranges of the tensors of a safetensors archive (from its header alone).
     static func tensorRanges(_ reader: ZstdArchiveReader) throws -> [(name: String, range: Range<Int>)] {
         guard reader.inner == "safetensors", reader.size >= 8 else { return [] }
