@@ -11,7 +11,7 @@ import TestSupport
 struct CLIErrorTests {
     /// Malformed checkpoints; each writes its input into a folder and says what the error line must name.
     enum Malformed: String, CaseIterable, Sendable, CustomTestStringConvertible {
-        case tooSmall, unknownDType, byteCountMismatch, overlap, deepNesting, trailingBytes, missingShard, brokenShard, quantizedGGUF
+        case tooSmall, unknownDType, byteCountMismatch, overlap, deepNesting, trailingBytes, missingShard, brokenShard, quantizedGGUF, truncatedZstd
 
         var testDescription: String { rawValue }
 
@@ -58,6 +58,16 @@ struct CLIErrorTests {
                                GGUFWriter.PlannedTensor(name: name + ".scale", typeID: 0, shape: Shape([1]), byteCount: 4)]
                 try GGUFWriter.write(to: path, metadata: keys, tensors: tensors) { ByteStorage([UInt8](repeating: 0, count: tensors[$0].byteCount)) }
                 return (path, [path, "'\(name)'", "expected I8"])
+            case .truncatedZstd:
+                let inner = try dir.write(SafetensorsBytes.validPair(), to: "inner.safetensors")
+                let path = dir.url("in.safetensors.zst")
+                try ZstdCheckpoint.write(to: path, threadCount: 1) { target in
+                    try FileManager.default.copyItem(atPath: inner, toPath: target)
+                }
+                try FileManager.default.removeItem(atPath: inner)
+                let bytes = try TemporaryDirectory.read(path)
+                try dir.write(Array(bytes.prefix(bytes.count - 40)), to: "in.safetensors.zst")
+                return (path, [path, "truncated"])
             case .brokenShard:
                 let folder = try dir.makeFolder("sharded")
                 try dir.write(SafetensorsBytes.make(header: SafetensorsBytes.header(e("layer.weight", "F32", [4], 4, 20)), data: SafetensorsBytes.pattern(20)),
@@ -82,6 +92,26 @@ struct CLIErrorTests {
     }
 
     // MARK: Bad data: exit 65
+
+    @Test("a damaged frame in a .zst file exits 65 naming the tensor, for decompress, convert and compress")
+    func damagedZstdFrame() throws {
+        let dir = try TemporaryDirectory(prefix: "cli-zst")
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let input = dir.url("m.safetensors.zst")
+        let made = try CommandLineRunner.run(["convert", root.appendingPathComponent("TestModels/pico-llama-f32").path, "-o", input])
+        #expect(made.status == 0, "\(made)")
+        var bytes = try TemporaryDirectory.read(input)
+        bytes[bytes.count / 2] ^= 0xFF
+        try dir.write(bytes, to: "m.safetensors.zst")
+        let recipe = try dir.write(text: "quantize.int bits=8\n", to: "r.recipe")
+        for arguments in [["decompress", input, "-o", dir.url("out.safetensors")], ["convert", input, "-o", dir.url("out.gguf")],
+                          ["compress", input, "--recipe", recipe, "-o", dir.url("out.safetensors")]] {
+            let result = try CommandLineRunner.run(arguments)
+            #expect(!result.crashed && result.status == 65, "\(result)")
+            expectOneErrorLine(result, mentioning: [input, "tensor '"])
+        }
+        #expect(try dir.entries().filter { $0.hasPrefix("out") || $0.contains("modelpress-tmp") }.isEmpty)
+    }
 
     @Test("inspect on malformed input exits 65 with one error line naming the file", arguments: Malformed.allCases)
     func inspectMalformed(_ input: Malformed) throws {
