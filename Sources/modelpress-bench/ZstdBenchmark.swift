@@ -18,6 +18,7 @@ struct ZstdBenchmark {
             defer { unlink(path); unlink(path + ".zst"); unlink(path + ".back"); unlink(path + ".cli.zst") }
             let size = Double(try MappedFile(path: path).byteCount)
             print("zstd benchmark: \(dtype.rawValue), \(fixed(size / 1e6, 0)) MB of weights, median of 3")
+            try profile(path: path, width: dtype == .bf16 ? 2 : 4)
             print("  tool              threads   ratio   compress MB/s   decompress MB/s")
             for threads in [1, 2] {
                 let c = try medianSeconds(repetitions: 3) {
@@ -45,10 +46,40 @@ struct ZstdBenchmark {
                 defer { if level == "-19" { unlink(input) } }
                 let c = medianSeconds(repetitions: level == "-19" ? 1 : 3) { _ = shell(["zstd", "-q", "-f", "-T1", level, input, "-o", path + ".cli.zst"]) }
                 let compressed = Double(try MappedFile(path: path + ".cli.zst").byteCount)
-                let d = medianSeconds(repetitions: level == "-19" ? 1 : 3) { _ = shell(["zstd", "-q", "-d", "-f", path + ".cli.zst", "-o", "/dev/null"]) }
+                let d = medianSeconds(repetitions: level == "-19" ? 1 : 3) { _ = shell(["zstd", "-q", "-d", "-f", path + ".cli.zst", "-o", path + ".back"]) }
                 print("  zstd \(level)\(level.count == 2 ? " " : "")        1         \(fixed(bytes / compressed, 3))   \(fixed(bytes / c / 1e6, 0))             \(fixed(bytes / d / 1e6, 0))\(level == "-19" ? "   (first 32 MiB)" : "")")
             }
         }
+    }
+
+    /// Single-thread speed of the parts, on the data of `path`: byte-plane split and merge, and each
+    /// plane's zstd frame (4 MiB chunks, as the archive cuts them).
+    func profile(path: String, width: Int) throws {
+        let file = try MappedFile(path: path)
+        let data = UnsafeRawBufferPointer(rebasing: file.bytes[4096..<(4096 + 64 << 20)])
+        let chunk = ZstdArchive.chunkSize, n = chunk / width
+        let planes = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 64)
+        let back = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 64)
+        let out = UnsafeMutableRawBufferPointer.allocate(byteCount: ZstdCodec.bound(chunk), alignment: 64)
+        defer { planes.deallocate(); back.deallocate(); out.deallocate() }
+        let codec = try ZstdCodec()
+        let chunks = data.count / chunk
+        func each(_ body: (UnsafeRawBufferPointer) throws -> Void) rethrows -> Double {
+            try medianSeconds(repetitions: 3) { for c in 0..<chunks { try body(UnsafeRawBufferPointer(rebasing: data[(c * chunk)..<((c + 1) * chunk)])) } }
+        }
+        let split = each { BytePlanes.split($0, width: width, into: planes) }
+        let merge = each { _ in BytePlanes.merge(UnsafeRawBufferPointer(planes), width: width, into: back) }
+        var sizes = (0, 0)
+        let exponent = try each { c in
+            BytePlanes.split(c, width: width, into: planes)
+            sizes.0 += try codec.compress(UnsafeRawBufferPointer(rebasing: planes[((width - 1) * n)...]), into: out, profile: .exponentPlane)
+        } - split
+        let mantissa = try each { c in
+            BytePlanes.split(c, width: width, into: planes)
+            sizes.1 += try codec.compress(UnsafeRawBufferPointer(rebasing: planes[0..<((width - 1) * n)]), into: out, profile: .mantissaPlane)
+        } - split
+        let mb = Double(data.count) / 1e6
+        print("  parts, 1 thread, MB/s of weights: split \(fixed(mb / split, 0)), merge \(fixed(mb / merge, 0)), exponent plane \(fixed(mb / exponent, 0)), other planes \(fixed(mb / mantissa, 0))")
     }
 
     /// Two tensors [rows, columns] of N(0, σ_row) weights.

@@ -14,22 +14,16 @@ public enum BytePlanes {
         let out = output.baseAddress!.assumingMemoryBound(to: UInt8.self)
         var i = 0
         if width == 2 {
-            // 8 elements at a time: two 8-byte loads, one 8-byte store per plane.
-            while i + 8 <= n {
-                var low: UInt64 = 0, high: UInt64 = 0
-                for half in 0..<2 {
-                    let w = input.loadUnaligned(fromByteOffset: 2 * i + 8 * half, as: UInt64.self)
-                    for k in 0..<4 {
-                        let v = UInt16(truncatingIfNeeded: w >> UInt64(16 * k))
-                        let r = UInt64(v << 1 | v >> 15)
-                        let shift = UInt64(8 * (4 * half + k))
-                        low |= (r & 0xFF) << shift
-                        high |= (r >> 8) << shift
-                    }
-                }
-                output.storeBytes(of: low, toByteOffset: i, as: UInt64.self)
-                output.storeBytes(of: high, toByteOffset: n + i, as: UInt64.self)
-                i += 8
+            // 16 elements at a time (vector shifts and narrowing conversions).
+            while i + 16 <= n {
+                // Two elements per 32-bit lane: rotate each half, then pick bytes 0 and 2 (low plane), 1 and 3 (high).
+                let v = input.loadUnaligned(fromByteOffset: 2 * i, as: SIMD8<UInt32>.self)
+                let r = ((v &<< 1) & 0xFFFE_FFFE) | ((v &>> 15) & 0x0001_0001)
+                let low = (r & 0x0000_00FF) | ((r &>> 8) & 0x0000_FF00)
+                let high = ((r &>> 8) & 0x0000_00FF) | ((r &>> 16) & 0x0000_FF00)
+                output.storeBytes(of: SIMD8<UInt16>(truncatingIfNeeded: low), toByteOffset: i, as: SIMD8<UInt16>.self)
+                output.storeBytes(of: SIMD8<UInt16>(truncatingIfNeeded: high), toByteOffset: n + i, as: SIMD8<UInt16>.self)
+                i += 16
             }
             while i < n {
                 let v = input.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)
@@ -39,26 +33,15 @@ public enum BytePlanes {
                 i += 1
             }
         } else {
-            // 8 elements at a time: four 8-byte loads, one 8-byte store per plane.
-            while i + 8 <= n {
-                var p0: UInt64 = 0, p1: UInt64 = 0, p2: UInt64 = 0, p3: UInt64 = 0
-                for pair in 0..<4 {
-                    let w = input.loadUnaligned(fromByteOffset: 4 * i + 8 * pair, as: UInt64.self)
-                    for k in 0..<2 {
-                        let v = UInt32(truncatingIfNeeded: w >> UInt64(32 * k))
-                        let r = UInt64(v << 1 | v >> 31)
-                        let shift = UInt64(8 * (2 * pair + k))
-                        p0 |= (r & 0xFF) << shift
-                        p1 |= ((r >> 8) & 0xFF) << shift
-                        p2 |= ((r >> 16) & 0xFF) << shift
-                        p3 |= (r >> 24) << shift
-                    }
-                }
-                output.storeBytes(of: p0, toByteOffset: i, as: UInt64.self)
-                output.storeBytes(of: p1, toByteOffset: n + i, as: UInt64.self)
-                output.storeBytes(of: p2, toByteOffset: 2 * n + i, as: UInt64.self)
-                output.storeBytes(of: p3, toByteOffset: 3 * n + i, as: UInt64.self)
-                i += 8
+            // 16 elements at a time (vector shifts and narrowing conversions).
+            while i + 16 <= n {
+                let v = input.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<UInt32>.self)
+                let r = (v &<< 1) | (v &>> 31)
+                output.storeBytes(of: SIMD16<UInt8>(truncatingIfNeeded: r), toByteOffset: i, as: SIMD16<UInt8>.self)
+                output.storeBytes(of: SIMD16<UInt8>(truncatingIfNeeded: r &>> 8), toByteOffset: n + i, as: SIMD16<UInt8>.self)
+                output.storeBytes(of: SIMD16<UInt8>(truncatingIfNeeded: r &>> 16), toByteOffset: 2 * n + i, as: SIMD16<UInt8>.self)
+                output.storeBytes(of: SIMD16<UInt8>(truncatingIfNeeded: r &>> 24), toByteOffset: 3 * n + i, as: SIMD16<UInt8>.self)
+                i += 16
             }
             while i < n {
                 let v = input.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)
@@ -80,19 +63,14 @@ public enum BytePlanes {
         let planes = input.baseAddress!.assumingMemoryBound(to: UInt8.self)
         var i = 0
         if width == 2 {
-            while i + 8 <= n {
-                let low = input.loadUnaligned(fromByteOffset: i, as: UInt64.self)
-                let high = input.loadUnaligned(fromByteOffset: n + i, as: UInt64.self)
-                for half in 0..<2 {
-                    var w: UInt64 = 0
-                    for k in 0..<4 {
-                        let shift = UInt64(8 * (4 * half + k))
-                        let r = UInt16((low >> shift) & 0xFF) | UInt16((high >> shift) & 0xFF) << 8
-                        w |= UInt64(r >> 1 | r << 15) << UInt64(16 * k)
-                    }
-                    output.storeBytes(of: w, toByteOffset: 2 * i + 8 * half, as: UInt64.self)
-                }
-                i += 8
+            while i + 16 <= n {
+                // Two elements per 32-bit lane: interleave the planes' byte pairs, then rotate each half right.
+                let low = SIMD8<UInt32>(truncatingIfNeeded: input.loadUnaligned(fromByteOffset: i, as: SIMD8<UInt16>.self))
+                let high = SIMD8<UInt32>(truncatingIfNeeded: input.loadUnaligned(fromByteOffset: n + i, as: SIMD8<UInt16>.self))
+                let r = (low & 0x00FF) | ((low & 0xFF00) &<< 8) | ((high & 0x00FF) &<< 8) | ((high & 0xFF00) &<< 16)
+                let v = ((r &>> 1) & 0x7FFF_7FFF) | ((r &<< 15) & 0x8000_8000)
+                output.storeBytes(of: v, toByteOffset: 2 * i, as: SIMD8<UInt32>.self)
+                i += 16
             }
             while i < n {
                 let r = UInt16(planes[i]) | UInt16(planes[n + i]) << 8
@@ -100,22 +78,14 @@ public enum BytePlanes {
                 i += 1
             }
         } else {
-            while i + 8 <= n {
-                let p0 = input.loadUnaligned(fromByteOffset: i, as: UInt64.self)
-                let p1 = input.loadUnaligned(fromByteOffset: n + i, as: UInt64.self)
-                let p2 = input.loadUnaligned(fromByteOffset: 2 * n + i, as: UInt64.self)
-                let p3 = input.loadUnaligned(fromByteOffset: 3 * n + i, as: UInt64.self)
-                for pair in 0..<4 {
-                    var w: UInt64 = 0
-                    for k in 0..<2 {
-                        let shift = UInt64(8 * (2 * pair + k))
-                        let r = UInt32((p0 >> shift) & 0xFF) | UInt32((p1 >> shift) & 0xFF) << 8
-                            | UInt32((p2 >> shift) & 0xFF) << 16 | UInt32((p3 >> shift) & 0xFF) << 24
-                        w |= UInt64(r >> 1 | r << 31) << UInt64(32 * k)
-                    }
-                    output.storeBytes(of: w, toByteOffset: 4 * i + 8 * pair, as: UInt64.self)
-                }
-                i += 8
+            while i + 16 <= n {
+                let p0 = SIMD16<UInt32>(truncatingIfNeeded: input.loadUnaligned(fromByteOffset: i, as: SIMD16<UInt8>.self))
+                let p1 = SIMD16<UInt32>(truncatingIfNeeded: input.loadUnaligned(fromByteOffset: n + i, as: SIMD16<UInt8>.self))
+                let p2 = SIMD16<UInt32>(truncatingIfNeeded: input.loadUnaligned(fromByteOffset: 2 * n + i, as: SIMD16<UInt8>.self))
+                let p3 = SIMD16<UInt32>(truncatingIfNeeded: input.loadUnaligned(fromByteOffset: 3 * n + i, as: SIMD16<UInt8>.self))
+                let r = p0 | (p1 &<< 8) | (p2 &<< 16) | (p3 &<< 24)
+                output.storeBytes(of: (r &>> 1) | (r &<< 31), toByteOffset: 4 * i, as: SIMD16<UInt32>.self)
+                i += 16
             }
             while i < n {
                 let r = UInt32(planes[i]) | UInt32(planes[n + i]) << 8 | UInt32(planes[2 * n + i]) << 16 | UInt32(planes[3 * n + i]) << 24

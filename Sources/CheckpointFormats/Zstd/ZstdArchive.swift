@@ -48,45 +48,47 @@ public enum ZstdArchive {
         // Decide per segment on its first chunk: grouped only where it is smaller.
         var disabled = Set<Int>()
         let codec = try ZstdCodec()
+        let probe = ChunkScratch()
         for (s, segment) in segments.enumerated() where segment.width > 0 {
             guard let first = chunks.firstIndex(where: { $0.segment == s }) else { continue }
             let c = chunks[first]
             let input = UnsafeRawBufferPointer(rebasing: bytes[c.range])
-            let grouped = try compressChunk(input, width: c.width, level: level, codec: codec).reduce(0) { $0 + $1.count }
-            let plain = try compressChunk(input, width: 0, level: level, codec: codec).reduce(0) { $0 + $1.count }
+            let grouped = try compressChunk(input, width: c.width, level: level, codec: codec, scratch: probe).reduce(0, +)
+            let plain = try compressChunk(input, width: 0, level: level, codec: codec, scratch: probe).reduce(0, +)
             if grouped >= plain { disabled.insert(s) }
         }
-        // Compress windows of chunks in parallel, write them in order.
+        // Compress windows of chunks in parallel (each slot with its own reused buffers), write them in order.
         let plainSegments = disabled
-        let window = max(1, threadCount) * 2
+        let workers = max(1, threadCount)
+        let window = workers * 2
+        let codecs = try (0..<workers).map { _ in try ZstdCodec() }
+        let slots = (0..<window).map { _ in ChunkScratch() }
         var start = 0
-        let codecs = try (0..<max(1, threadCount)).map { _ in try ZstdCodec() }
         while start < chunks.count {
             let batch = Array(chunks[start..<min(start + window, chunks.count)])
-            var results = [Result<[[UInt8]], Error>?](repeating: nil, count: batch.count)
+            var results = [Result<[Int], Error>?](repeating: nil, count: batch.count)
             results.withUnsafeMutableBufferPointer { out in
-                let box = UncheckedBox((out, codecs, bytes))
-                DispatchQueue.concurrentPerform(iterations: min(codecs.count, batch.count)) { worker in
-                    let (slots, codecs, bytes) = box.value
+                let box = UncheckedBox((out, codecs, bytes, slots))
+                DispatchQueue.concurrentPerform(iterations: min(workers, batch.count)) { worker in
+                    let (results, codecs, bytes, slots) = box.value
                     var i = worker
-                    while i < batch.count {   // each slot is written by one worker only
+                    while i < batch.count {   // each slot is used by one worker only
                         let c = batch[i]
                         let width = plainSegments.contains(c.segment) ? 0 : c.width
-                        slots[i] = Result {
-                            try compressChunk(UnsafeRawBufferPointer(rebasing: bytes[c.range]), width: width, level: level, codec: codecs[worker])
+                        results[i] = Result {
+                            try compressChunk(UnsafeRawBufferPointer(rebasing: bytes[c.range]), width: width, level: level,
+                                              codec: codecs[worker], scratch: slots[i])
                         }
-                        i += codecs.count
+                        i += workers
                     }
                 }
             }
-            for (c, result) in zip(batch, results) {
-                let frames = try result!.get()
+            for (i, (c, result)) in zip(batch, results).enumerated() {
+                let sizes = try result!.get()
                 let width = disabled.contains(c.segment) ? 0 : c.width
                 stored.append((c.range.count, width))
-                for frame in frames {
-                    try writer.write(frame)
-                    frameSizes.append((frame.count, width == 0 ? c.range.count : c.range.count / width))
-                }
+                try writer.write(UnsafeRawBufferPointer(rebasing: slots[i].output[0..<sizes.reduce(0, +)]))
+                for size in sizes { frameSizes.append((size, width == 0 ? c.range.count : c.range.count / width)) }
             }
             start += batch.count
         }
@@ -143,27 +145,42 @@ public enum ZstdArchive {
         return chunks
     }
 
-    /// The frames of one chunk.
-    static func compressChunk(_ input: UnsafeRawBufferPointer, width: Int, level: Int32, codec: ZstdCodec) throws -> [[UInt8]] {
-        func frame(_ bytes: UnsafeRawBufferPointer, _ profile: ZstdCodec.Profile) throws -> [UInt8] {
-            try [UInt8](unsafeUninitializedCapacity: ZstdCodec.bound(bytes.count)) { buffer, count in
-                count = try codec.compress(bytes, into: UnsafeMutableRawBufferPointer(buffer), profile: profile)
-            }
-        }
-        guard width > 0 else { return [try frame(input, .level(level))] }
-        let planes = [UInt8](unsafeUninitializedCapacity: input.count) { buffer, count in
-            BytePlanes.split(input, width: width, into: UnsafeMutableRawBufferPointer(buffer))
-            count = input.count
-        }
+    /// Compresses one chunk into `scratch.output` (frames back to back); returns the frame sizes.
+    static func compressChunk(_ input: UnsafeRawBufferPointer, width: Int, level: Int32, codec: ZstdCodec,
+                              scratch: ChunkScratch) throws -> [Int] {
+        let output = scratch.output
+        guard width > 0 else { return [try codec.compress(input, into: output, profile: .level(level))] }
+        BytePlanes.split(input, width: width, into: UnsafeMutableRawBufferPointer(rebasing: scratch.planes[0..<input.count]))
         let n = input.count / width
-        return try planes.withUnsafeBytes { all in
-            try (0..<width).map { k in
-                try frame(UnsafeRawBufferPointer(rebasing: all[(k * n)..<((k + 1) * n)]), k == width - 1 ? .exponentPlane : .mantissaPlane)
-            }
+        var sizes: [Int] = []
+        var position = 0
+        for k in 0..<width {
+            let plane = UnsafeRawBufferPointer(rebasing: scratch.planes[(k * n)..<((k + 1) * n)])
+            let size = try codec.compress(plane, into: UnsafeMutableRawBufferPointer(rebasing: output[position...]),
+                                          profile: k == width - 1 ? .exponentPlane : .mantissaPlane)
+            sizes.append(size)
+            position += size
         }
+        return sizes
     }
 
     static func le32(_ v: UInt32) -> [UInt8] { withUnsafeBytes(of: v.littleEndian, Array.init) }
+}
+
+/// Reused buffers for one chunk in flight: its byte planes and its compressed frames.
+final class ChunkScratch: @unchecked Sendable {
+    let planes: UnsafeMutableRawBufferPointer
+    let output: UnsafeMutableRawBufferPointer
+
+    init() {
+        planes = .allocate(byteCount: ZstdArchive.chunkSize, alignment: 64)
+        output = .allocate(byteCount: 4 * ZstdCodec.bound(ZstdArchive.chunkSize / 2), alignment: 64)
+    }
+
+    deinit {
+        planes.deallocate()
+        output.deallocate()
+    }
 }
 
 /// Carries a value into `concurrentPerform` when the caller keeps accesses disjoint.

@@ -115,26 +115,32 @@ public final class ZstdArchiveReader: @unchecked Sendable {
         let writer = try AtomicFileWriter(destination: destination)
         let workers = max(1, threadCount)
         let codecs = try (0..<workers).map { _ in try ZstdCodec() }
+        let slots = (0..<(workers * 2)).map { _ in ChunkScratch() }
         var start = 0
         while start < chunks.count {
             let batch = Array(start..<min(start + workers * 2, chunks.count))
-            var results = [Result<[UInt8], Error>?](repeating: nil, count: batch.count)
-            results.withUnsafeMutableBufferPointer { slots in
-                let box = UncheckedBox((slots, codecs, self))
+            var results = [Result<Void, Error>?](repeating: nil, count: batch.count)
+            results.withUnsafeMutableBufferPointer { out in
+                let box = UncheckedBox((out, codecs, self, slots))
                 DispatchQueue.concurrentPerform(iterations: min(workers, batch.count)) { worker in
-                    let (slots, codecs, reader) = box.value
+                    let (results, codecs, reader, slots) = box.value
                     var i = worker
-                    while i < batch.count {   // each slot is written by one worker only
-                        slots[i] = Result { try reader.decode(reader.chunks[batch[i]], codec: codecs[worker]) }
+                    while i < batch.count {   // each slot is used by one worker only
+                        let chunk = reader.chunks[batch[i]]
+                        results[i] = Result {
+                            try reader.decode(chunk, codec: codecs[worker], planes: slots[i].planes,
+                                              into: UnsafeMutableRawBufferPointer(rebasing: slots[i].output[0..<chunk.length]))
+                        }
                         i += workers
                     }
                 }
             }
-            for (i, result) in zip(batch, results) {
-                do { try writer.write(try result!.get()) } catch let error as ZstdError {
-                    let chunk = chunks[i]
+            for (slot, (i, result)) in zip(batch, results).enumerated() {
+                let chunk = chunks[i]
+                do { try result!.get() } catch let error as ZstdError {
                     throw ZstdArchiveError(file: path, tensor: name(chunk.offset..<(chunk.offset + chunk.length)), message: error.message)
                 }
+                try writer.write(UnsafeRawBufferPointer(rebasing: slots[slot].output[0..<chunk.length]))
             }
             start += batch.count
         }
@@ -151,25 +157,24 @@ public final class ZstdArchiveReader: @unchecked Sendable {
     }
 
     private func decode(_ chunk: Chunk, codec: ZstdCodec) throws -> [UInt8] {
+        let scratch = ChunkScratch()
+        return try [UInt8](unsafeUninitializedCapacity: chunk.length) { buffer, count in
+            try decode(chunk, codec: codec, planes: scratch.planes, into: UnsafeMutableRawBufferPointer(buffer))
+            count = chunk.length
+        }
+    }
+
+    /// Decodes `chunk` into `output` (exactly its length), using `planes` (at least its length) for byte planes.
+    private func decode(_ chunk: Chunk, codec: ZstdCodec, planes: UnsafeMutableRawBufferPointer, into output: UnsafeMutableRawBufferPointer) throws {
         let bytes = file.bytes
         if chunk.width == 0 {
-            return try [UInt8](unsafeUninitializedCapacity: chunk.length) { buffer, count in
-                try codec.decompress(UnsafeRawBufferPointer(rebasing: bytes[chunk.frames[0]]), into: UnsafeMutableRawBufferPointer(buffer))
-                count = chunk.length
-            }
+            return try codec.decompress(UnsafeRawBufferPointer(rebasing: bytes[chunk.frames[0]]), into: output)
         }
         let n = chunk.length / chunk.width
-        let planes = try [UInt8](unsafeUninitializedCapacity: chunk.length) { buffer, count in
-            let dst = UnsafeMutableRawBufferPointer(buffer)
-            for (k, frame) in chunk.frames.enumerated() {
-                try codec.decompress(UnsafeRawBufferPointer(rebasing: bytes[frame]), into: UnsafeMutableRawBufferPointer(rebasing: dst[(k * n)..<((k + 1) * n)]))
-            }
-            count = chunk.length
+        for (k, frame) in chunk.frames.enumerated() {
+            try codec.decompress(UnsafeRawBufferPointer(rebasing: bytes[frame]), into: UnsafeMutableRawBufferPointer(rebasing: planes[(k * n)..<((k + 1) * n)]))
         }
-        return [UInt8](unsafeUninitializedCapacity: chunk.length) { buffer, count in
-            planes.withUnsafeBytes { BytePlanes.merge($0, width: chunk.width, into: UnsafeMutableRawBufferPointer(buffer)) }
-            count = chunk.length
-        }
+        BytePlanes.merge(UnsafeRawBufferPointer(rebasing: planes[0..<chunk.length]), width: chunk.width, into: output)
     }
 }
 
