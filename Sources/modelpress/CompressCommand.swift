@@ -1,6 +1,7 @@
 import Foundation
 import ArgumentParser
 import ModelPress
+import CheckpointFormats
 import Reports
 
 struct CompressCommand: ParsableCommand {
@@ -51,7 +52,14 @@ struct CompressCommand: ParsableCommand {
             if let report {
                 try writeText(result.rendered(forPath: report), to: report)
             }
-            if json { Console.standardOutput(result.renderJSON()) } else if !quiet { Console.standardOutput(result.renderSummary()) }
+            if json { Console.standardOutput(result.renderJSON()) } else if !quiet {
+                Console.standardOutput(result.renderSummary())
+                if output.hasSuffix(".zst"), let size = FileSystem.size(output) {
+                    // The report counts the inner file's bytes; this is what zstd made of them.
+                    let ratio = Double(result.totals.inputByteCount) / Double(max(size, 1))
+                    Console.standardOutput("zstd file:       \(size) bytes, \(String(format: "%.2f", ratio))x smaller than the input\n")
+                }
+            }
         }
     }
 }

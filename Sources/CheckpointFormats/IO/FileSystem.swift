@@ -21,6 +21,13 @@ public enum FileSystem {
         return stat(path, &info) == 0
     }
 
+    /// The size in bytes of an existing file.
+    public static func size(_ path: String) -> Int? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return Int(info.st_size)
+    }
+
     /// (device, inode) of an existing path, to tell whether two paths name the same file.
     public static func identity(_ path: String) -> (UInt64, UInt64)? {
         var info = stat()
