@@ -4,10 +4,10 @@ import TensorCore
 /// bit, 16 lanes at a time, with groups (or, per tensor, blocks) split over threads.
 ///
 /// Why the output is the same:
-/// - range: the group's minimum and maximum (symmetric: the largest `|x|`, from the bits with the sign
-///   cleared, compared as integers) come from compare/select. Min and max do not depend on the order
-///   of the comparisons, and the sign of a zero extreme does not change the grid. MSE and percentile
-///   clipping search the group with the scalar `chooseRange`.
+/// - range: the group's minimum and maximum (symmetric: the largest `|x|`, the sign bit cleared) come
+///   from compare/select (`ValueRange`). Min and max do not depend on the order of the comparisons,
+///   and the sign of a zero extreme does not change the grid. MSE and percentile clipping search the
+///   group with the scalar `chooseRange`.
 /// - grid: the scalar `grid(lo:hi:)` and FP16 rounding of the scale, once per group.
 /// - codes: `y = x / Δ` (IEEE division, as the reference), clamped to `[qmin − z, qmax − z]` before
 ///   rounding (rounding is monotonic and keeps integers, so clamping and rounding commute for integer
@@ -63,6 +63,7 @@ extension IntegerQuantizer {
             scales.withUnsafeMutableBufferPointer { scales in
                 zeros.withUnsafeMutableBufferPointer { zeros in
                     status.withUnsafeMutableBufferPointer { status in
+                        // Placeholders for empty tensors are never read or written (count 0).
                         let source = bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 16)!
                         let target = codes.baseAddress ?? UnsafeMutablePointer(bitPattern: 16)!
                         if case .tensor = granularity {
@@ -94,9 +95,17 @@ extension IntegerQuantizer {
         let extremes = ValueRange(source, count: count, symmetric: symmetric)
         guard extremes.isFinite else { return .nonFinite }
         let (lo, hi) = clippingRange(source, count: count, extremes: extremes)
-        return encode(source, count: count, into: codes, lo: lo, hi: hi, halfScales: halfScales, scale: &scale, zero: &zero) { body in
-            body(0..<count)
+        switch groupGrid(lo: lo, hi: hi, halfScales: halfScales) {
+        case .scaleNotHalf:
+            return .scaleNotHalf
+        case .allZero(let z):
+            (scale, zero) = (1, z)
+            codes.initialize(repeating: UInt8(z), count: count)
+        case .grid(let grid):
+            (scale, zero) = (grid.scale, grid.zero)
+            encode(source, 0..<count, into: codes, grid: grid)
         }
+        return .done
     }
 
     /// One group spanning the whole tensor: the range and the codes are computed in blocks on
@@ -118,11 +127,19 @@ extension IntegerQuantizer {
         for p in partial.dropFirst() { extremes.merge(p) }
         guard extremes.isFinite else { return .nonFinite }
         let (lo, hi) = clippingRange(source, count: count, extremes: extremes)
-        return encode(source, count: count, into: codes, lo: lo, hi: hi, halfScales: halfScales, scale: &scale, zero: &zero) { body in
+        switch groupGrid(lo: lo, hi: hi, halfScales: halfScales) {
+        case .scaleNotHalf:
+            return .scaleNotHalf
+        case .allZero(let z):
+            (scale, zero) = (1, z)
+            codes.initialize(repeating: UInt8(z), count: count)
+        case .grid(let grid):
+            (scale, zero) = (grid.scale, grid.zero)
             ParallelLoop.forEachRange(count: blocks, threadCount: threadCount) { range in
-                body((range.lowerBound * blockLength)..<min(count, range.upperBound * blockLength))
+                encode(source, (range.lowerBound * blockLength)..<min(count, range.upperBound * blockLength), into: codes, grid: grid)
             }
         }
+        return .done
     }
 
     /// The clipping range: the extremes for min/max, else the scalar search of `chooseRange`.
@@ -135,34 +152,35 @@ extension IntegerQuantizer {
         }
     }
 
-    /// Grid of the range `[lo, hi]`, then the codes of `count` values, written by `forEachRange`'s ranges.
+    /// The grid of a group as stored: `.allZero` for an empty range (scale 1 and the symmetric offset
+    /// or 0, so the codes decode to 0); `.scaleNotHalf` when FP16 scales are asked for and this scale
+    /// is not a normal FP16 number.
+    private enum GroupGrid {
+        case allZero(zero: Int32)
+        case scaleNotHalf
+        case grid(Grid)
+    }
+
+    /// The grid of the clipping range `[lo, hi]` (the reference's `grid(lo:hi:)` and FP16 rounding).
     @inline(__always)
-    private func encode(_ source: UnsafeRawPointer, count: Int, into codes: UnsafeMutablePointer<UInt8>, lo: Float, hi: Float,
-                        halfScales: Bool, scale: inout Float, zero: inout Int32,
-                        forEachRange: ((Range<Int>) -> Void) -> Void) -> GroupStatus {
-        guard var grid = grid(lo: lo, hi: hi) else {
-            // An all-zero group: scale 1 and the symmetric offset (or 0), so the codes decode to 0.
-            scale = 1
-            zero = symmetric ? Int32(1 << (bits - 1)) : 0
-            codes.initialize(repeating: UInt8(zero), count: count)
-            return .done
-        }
+    private func groupGrid(lo: Float, hi: Float, halfScales: Bool) -> GroupGrid {
+        guard var grid = grid(lo: lo, hi: hi) else { return .allZero(zero: symmetric ? Int32(1 << (bits - 1)) : 0) }
         if halfScales {
             guard let rounded = Self.halfRounded(grid.scale) else { return .scaleNotHalf }
             grid.scale = rounded
         }
-        scale = grid.scale
-        zero = grid.zero
+        return .grid(grid)
+    }
+
+    /// Writes the codes of the values `range` (element indices from `source`) on `grid`.
+    @inline(__always)
+    private func encode(_ source: UnsafeRawPointer, _ range: Range<Int>, into codes: UnsafeMutablePointer<UInt8>, grid: Grid) {
         if grid.scale == 0 {
             // Only a range of a few subnormal steps gives Δ = 0; keep the reference's arithmetic.
-            forEachRange { range in
-                for i in range { codes[i] = encode(source.loadUnaligned(fromByteOffset: 4 * i, as: Float.self), grid) }
-            }
-            return .done
+            for i in range { codes[i] = encode(source.loadUnaligned(fromByteOffset: 4 * i, as: Float.self), grid) }
+            return
         }
-        let kernel = EncodeKernel(grid)
-        forEachRange { range in kernel.run(source + 4 * range.lowerBound, count: range.count, into: codes + range.lowerBound) }
-        return .done
+        EncodeKernel(grid).run(source + 4 * range.lowerBound, count: range.count, into: codes + range.lowerBound)
     }
 }
 
@@ -185,61 +203,98 @@ extension ValueRange {
     ///
     /// Per vector: `|x|` by clearing the sign bit, the extremes by `x > m ? x : m` (one maxps or
     /// minps: a NaN never replaces `m`), and a finiteness check `Σ (x − x)`, which is 0 unless some
-    /// `x` is ±Inf or NaN. The symmetric grid only needs `max |x|`.
+    /// `x` is ±Inf or NaN. The symmetric grid only needs `max |x|`. Lanes are folded by halves.
     @inline(__always)
     init(_ source: UnsafeRawPointer, count: Int, symmetric: Bool) {
         guard count > 0 else {
             self.init(lo: 0, hi: 0, isFinite: true)
             return
         }
-        let absMask = SIMD16<UInt32>(repeating: 0x7FFF_FFFF)
-        var check0 = SIMD16<Float>(), check1 = SIMD16<Float>()
-        var lo0 = SIMD16<Float>(repeating: .infinity), lo1 = lo0
-        var hi0 = SIMD16<Float>(repeating: -.infinity), hi1 = hi0
+        var check = SIMD16<Float>()
+        var lo = SIMD16<Float>(repeating: .infinity), hi = SIMD16<Float>(repeating: symmetric ? 0 : -.infinity)
         var i = 0
         if symmetric {
-            hi0 = SIMD16<Float>()
-            hi1 = hi0
+            let absMask = SIMD16<UInt32>(repeating: 0x7FFF_FFFF)
+            var hi1 = hi, check1 = check
             while i + 32 <= count {
                 let a0 = unsafeBitCast(source.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<UInt32>.self) & absMask, to: SIMD16<Float>.self)
                 let a1 = unsafeBitCast(source.loadUnaligned(fromByteOffset: 4 * i + 64, as: SIMD16<UInt32>.self) & absMask, to: SIMD16<Float>.self)
-                hi0 = hi0.replacing(with: a0, where: a0 .> hi0)
+                hi = hi.replacing(with: a0, where: a0 .> hi)
                 hi1 = hi1.replacing(with: a1, where: a1 .> hi1)
-                check0 += a0 - a0
+                check += a0 - a0
                 check1 += a1 - a1
                 i += 32
             }
+            if i + 16 <= count {
+                let a = unsafeBitCast(source.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<UInt32>.self) & absMask, to: SIMD16<Float>.self)
+                hi = hi.replacing(with: a, where: a .> hi)
+                check += a - a
+                i += 16
+            }
+            hi = hi.replacing(with: hi1, where: hi1 .> hi)
+            check += check1
         } else {
+            var lo1 = lo, hi1 = hi, check1 = check
             while i + 32 <= count {
                 let x0 = source.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
                 let x1 = source.loadUnaligned(fromByteOffset: 4 * i + 64, as: SIMD16<Float>.self)
-                lo0 = lo0.replacing(with: x0, where: x0 .< lo0)
+                lo = lo.replacing(with: x0, where: x0 .< lo)
                 lo1 = lo1.replacing(with: x1, where: x1 .< lo1)
-                hi0 = hi0.replacing(with: x0, where: x0 .> hi0)
+                hi = hi.replacing(with: x0, where: x0 .> hi)
                 hi1 = hi1.replacing(with: x1, where: x1 .> hi1)
-                check0 += x0 - x0
+                check += x0 - x0
                 check1 += x1 - x1
                 i += 32
             }
+            if i + 16 <= count {
+                let x = source.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
+                lo = lo.replacing(with: x, where: x .< lo)
+                hi = hi.replacing(with: x, where: x .> hi)
+                check += x - x
+                i += 16
+            }
+            lo = lo.replacing(with: lo1, where: lo1 .< lo)
+            hi = hi.replacing(with: hi1, where: hi1 .> hi)
+            check += check1
         }
-        lo0 = lo0.replacing(with: lo1, where: lo1 .< lo0)
-        hi0 = hi0.replacing(with: hi1, where: hi1 .> hi0)
-        check0 += check1
-        var low = lo0[0], high = hi0[0], check = check0[0]
-        for lane in 1..<16 {
-            if lo0[lane] < low { low = lo0[lane] }
-            if hi0[lane] > high { high = hi0[lane] }
-            check += check0[lane]
-        }
+        var low = Self.smallestLane(lo), high = Self.largestLane(hi), sum = Self.laneSum(check)
         while i < count {
             let x = source.loadUnaligned(fromByteOffset: 4 * i, as: Float.self)
             let v = symmetric ? abs(x) : x
             if v < low { low = v }
             if v > high { high = v }
-            check += x - x
+            sum += x - x
             i += 1
         }
-        self.init(lo: symmetric ? -high : low, hi: high, isFinite: check == 0)
+        self.init(lo: symmetric ? -high : low, hi: high, isFinite: sum == 0)
+    }
+
+    /// The largest lane (lanes folded by halves; no lane is NaN when the span is finite).
+    @inline(__always)
+    static func largestLane(_ v: SIMD16<Float>) -> Float {
+        var a = v.lowHalf
+        a = a.replacing(with: v.highHalf, where: v.highHalf .> a)
+        var b = a.lowHalf
+        b = b.replacing(with: a.highHalf, where: a.highHalf .> b)
+        return max(max(b[0], b[1]), max(b[2], b[3]))
+    }
+
+    /// The smallest lane.
+    @inline(__always)
+    static func smallestLane(_ v: SIMD16<Float>) -> Float {
+        var a = v.lowHalf
+        a = a.replacing(with: v.highHalf, where: v.highHalf .< a)
+        var b = a.lowHalf
+        b = b.replacing(with: a.highHalf, where: a.highHalf .< b)
+        return min(min(b[0], b[1]), min(b[2], b[3]))
+    }
+
+    /// The sum of the lanes (only compared with 0: NaN stays NaN in any order).
+    @inline(__always)
+    static func laneSum(_ v: SIMD16<Float>) -> Float {
+        let a = v.lowHalf + v.highHalf
+        let b = a.lowHalf + a.highHalf
+        return (b[0] + b[1]) + (b[2] + b[3])
     }
 }
 
