@@ -10,15 +10,14 @@ import TensorCore
 extension CompressedTensorsLayout {
     /// Packs unsigned codes `[rows, columns]` into I32 `[rows, ⌈columns / (32/bits)⌉]`.
     ///
-    /// Takes the codes as they are stored (`[UInt8]`) or widened (`[UInt32]`). 8-bit byte codes whose
-    /// rows fill whole words are already the packed bytes, so they are shared, not copied.
-    static func pack<Code: FixedWidthInteger & UnsignedInteger>(_ codes: [Code], rows: Int, columns: Int, bits: Int) throws -> DenseTensor {
+    /// 8-bit codes whose rows fill whole words are already the packed bytes, so they are shared, not copied.
+    static func pack(_ codes: [UInt8], rows: Int, columns: Int, bits: Int) throws -> DenseTensor {
         precondition(codes.count == rows * columns, "pack: code count does not match the shape")
         let perWord = 32 / bits
         let wordsPerRow = (columns + perWord - 1) / perWord
         let shape = Shape([rows, rows == 0 ? 0 : wordsPerRow])
-        if bits == 8, columns % 4 == 0, let bytes = codes as? [UInt8] {
-            return try DenseTensor(dtype: .i32, shape: shape, storage: ByteStorage(bytes))
+        if bits == 8, columns % 4 == 0 {
+            return try DenseTensor(dtype: .i32, shape: shape, storage: ByteStorage(codes))
         }
         let storage = ByteStorage(count: rows * wordsPerRow * 4) { out in
             codes.withUnsafeBufferPointer { codes in
@@ -31,19 +30,28 @@ extension CompressedTensorsLayout {
         return try DenseTensor(dtype: .i32, shape: shape, storage: storage)
     }
 
-    /// Writes the little-endian words of one row of codes to `target`.
+    /// Packs codes given widened to `UInt32` (each below `2^bits`): narrowed to bytes first (a loop the
+    /// compiler vectorizes), then packed as byte codes.
+    static func pack(_ codes: [UInt32], rows: Int, columns: Int, bits: Int) throws -> DenseTensor {
+        let bytes = [UInt8](unsafeUninitializedCapacity: codes.count) { bytes, initialized in
+            codes.withUnsafeBufferPointer { codes in
+                for i in codes.indices { bytes[i] = UInt8(truncatingIfNeeded: codes[i]) }
+            }
+            initialized = codes.count
+        }
+        return try pack(bytes, rows: rows, columns: columns, bits: bits)
+    }
+
+    /// Writes the little-endian words of one row of byte codes to `target`.
     @inline(__always)
-    static func packRow<Code: FixedWidthInteger & UnsignedInteger>(_ codes: UnsafePointer<Code>, columns: Int, bits: Int,
-                                                                   into target: UnsafeMutableRawPointer) {
+    static func packRow(_ codes: UnsafePointer<UInt8>, columns: Int, bits: Int, into target: UnsafeMutableRawPointer) {
         let perWord = 32 / bits
         var c = 0
-        // 8, 4 and 2 bits: 16 codes fill 16, 8 or 4 whole bytes. The codes are narrowed to bytes, then
-        // neighbouring bytes are merged by shifts within 16- or 32-bit lanes (little-endian lanes).
-        if bits == 8 || bits == 4 || bits == 2, Code.bitWidth == 8 || Code.bitWidth == 32 {
+        // 8, 4 and 2 bits: 16 codes fill 16, 8 or 4 whole bytes; neighbouring codes are merged by
+        // shifts within 16- or 32-bit lanes (little-endian lanes).
+        if bits == 8 || bits == 4 || bits == 2 {
             while c + 16 <= columns {
-                let raw = UnsafeRawPointer(codes + c)
-                let v = Code.bitWidth == 8 ? raw.loadUnaligned(as: SIMD16<UInt8>.self)
-                    : SIMD16<UInt8>(truncatingIfNeeded: raw.loadUnaligned(as: SIMD16<UInt32>.self))
+                let v = UnsafeRawPointer(codes + c).loadUnaligned(as: SIMD16<UInt8>.self)
                 switch bits {
                 case 8:
                     target.storeBytes(of: v, toByteOffset: c, as: SIMD16<UInt8>.self)
@@ -62,7 +70,7 @@ extension CompressedTensorsLayout {
         while c < columns {
             let n = min(perWord, columns - c)
             var word: UInt32 = 0
-            for k in 0..<n { word |= UInt32(truncatingIfNeeded: codes[c + k]) << UInt32(bits * k) }
+            for k in 0..<n { word |= UInt32(codes[c + k]) << UInt32(bits * k) }
             target.storeBytes(of: word.littleEndian, toByteOffset: (c / perWord) * 4, as: UInt32.self)
             c += n
         }
