@@ -96,13 +96,31 @@ public struct CompressionPipeline: Sendable {
                 progress?(done, work, bytesDone, entry.name)
             }
         }
-        try output.write(threadCount: threadCount) { path in
-            switch output.format {
-            case .gguf: try GGUFWriter.write(checkpoint, to: path)
-            case .safetensors: try SafetensorsWriter.write(checkpoint, to: path)
+        // Writing (one thread) and measuring the report (the others) only read the checkpoints, so
+        // they run side by side. A write error comes first, as when they ran one after the other.
+        let compressed = checkpoint
+        var written: Result<Void, any Error> = .success(())
+        var report: Result<CompressionReport, any Error>?
+        ParallelLoop.forEachRange(count: 2, threadCount: min(threadCount, 2)) { jobs in
+            for job in jobs {
+                if job == 0 {
+                    written = Result {
+                        try output.write(threadCount: threadCount) { path in
+                            switch output.format {
+                            case .gguf: try GGUFWriter.write(compressed, to: path)
+                            case .safetensors: try SafetensorsWriter.write(compressed, to: path)
+                            }
+                        }
+                    }
+                } else {
+                    report = Result {
+                        try ReportBuilder.report(original: original, compressed: compressed, input: inputPath, output: outputPath,
+                                                 recipe: recipePath, threadCount: threadCount)
+                    }
+                }
             }
         }
-        return try ReportBuilder.report(original: original, compressed: checkpoint, input: inputPath, output: outputPath,
-                                        recipe: recipePath, threadCount: threadCount)
+        try written.get()
+        return try report!.get()
     }
 }

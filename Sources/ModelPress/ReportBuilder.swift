@@ -11,17 +11,32 @@ import Reports
 /// reconstruction. Non-float tensors copied as they are count as exact.
 public enum ReportBuilder {
     /// A report comparing `compressed` with `original`; throws when a tensor is missing or its shape changed.
+    ///
+    /// Tensors are measured in parallel (`threadCount` workers, each tensor on one of them); every
+    /// record is computed the same way whatever the thread count, and the first problem in the
+    /// original's order is the one thrown.
     public static func report(original: Checkpoint, compressed: Checkpoint, input: String, output: String,
                               recipe: String?, threadCount: Int = 1) throws -> CompressionReport {
-        var records: [TensorRecord] = []
         let inputFormat: CheckpointFormat = ZstdCheckpoint.innerPath(of: input).path.hasSuffix(".gguf") ? .gguf : .safetensors
         let outputFormat: CheckpointFormat = ZstdCheckpoint.innerPath(of: output).path.hasSuffix(".gguf") ? .gguf : .safetensors
-        for before in original.entries {
-            guard let after = compressed[before.name] else { throw ReportBuildError.missingTensor(before.name) }
+        let pairs = original.entries.map { before in (before, compressed[before.name]) }
+        var results = [Result<TensorRecord, any Error>?](repeating: nil, count: pairs.count)
+        results.withUnsafeMutableBufferPointer { results in
+            ParallelLoop.forEachRange(count: pairs.count, threadCount: threadCount) { range in
+                for i in range {
+                    guard let after = pairs[i].1, after.shape.elementCount == pairs[i].0.shape.elementCount else { continue }
+                    let perTensorThreads = pairs.count == 1 ? threadCount : 1
+                    results[i] = Result { try record(before: pairs[i].0, after: after, formats: (inputFormat, outputFormat), threadCount: perTensorThreads) }
+                }
+            }
+        }
+        var records: [TensorRecord] = []
+        for (i, (before, after)) in pairs.enumerated() {
+            guard let after else { throw ReportBuildError.missingTensor(before.name) }
             guard after.shape.elementCount == before.shape.elementCount else {
                 throw ReportBuildError.shapeChanged(tensor: before.name, from: before.shape.dimensions, to: after.shape.dimensions)
             }
-            records.append(try record(before: before, after: after, formats: (inputFormat, outputFormat), threadCount: threadCount))
+            records.append(try results[i]!.get())
         }
         return CompressionReport(version: ModelPressVersion.string, input: input, output: output, recipe: recipe, tensors: records)
     }
@@ -29,6 +44,10 @@ public enum ReportBuilder {
     static func record(before: TensorEntry, after: TensorEntry, formats: (input: CheckpointFormat, output: CheckpointFormat), threadCount: Int) throws -> TensorRecord {
         let inputDType = if case .dense(let t) = before.payload { t.dtype.rawValue } else { before.encodingName }
         let inputBytes = before.byteCount(in: formats.input), outputBytes = after.byteCount(in: formats.output)
+        if let metrics = try streamedMetrics(before: before, after: after) {
+            return TensorRecord(name: before.name, shape: before.shape, inputDType: inputDType, encoding: after.encodingName,
+                                inputByteCount: inputBytes, outputByteCount: outputBytes, metrics: metrics)
+        }
         guard let x = try before.floatValues(threadCount: threadCount), let y = try after.floatValues(threadCount: threadCount) else {
             return TensorRecord(name: before.name, shape: before.shape, inputDType: inputDType, encoding: after.encodingName,
                                 sparsity: 0, inputByteCount: inputBytes, outputByteCount: outputBytes, relativeError: 0,
@@ -37,6 +56,36 @@ public enum ReportBuilder {
         let metrics = try ErrorMetrics(original: x, reconstruction: y)
         return TensorRecord(name: before.name, shape: before.shape, inputDType: inputDType, encoding: after.encodingName,
                             inputByteCount: inputBytes, outputByteCount: outputBytes, metrics: metrics)
+    }
+
+    /// The metrics of a dense float original against a dense float or quantized tensor, decoded and
+    /// dequantized 4096 values at a time (no full float copy of either); nil for other payloads. The
+    /// values, and so the metrics, are those of `floatValues`.
+    static func streamedMetrics(before: TensorEntry, after: TensorEntry) throws -> ErrorMetrics? {
+        guard case .dense(let original) = before.payload, original.dtype.isConvertibleFloat else { return nil }
+        let count = original.elementCount
+        switch after.payload {
+        case .quantized(let q):
+            return original.storage.withUnsafeBytes { w in
+                ErrorMetrics(count: count, original: { range, out in decode(w, original.dtype, range, into: out) },
+                             reconstruction: { range, out in q.dequantize(elements: range, into: out.baseAddress!) })
+            }
+        case .dense(let t) where t.dtype.isConvertibleFloat:
+            return original.storage.withUnsafeBytes { w in
+                t.storage.withUnsafeBytes { r in
+                    ErrorMetrics(count: count, original: { range, out in decode(w, original.dtype, range, into: out) },
+                                 reconstruction: { range, out in decode(r, t.dtype, range, into: out) })
+                }
+            }
+        default:
+            return nil
+        }
+    }
+
+    /// Decodes elements `range` of a float tensor's bytes.
+    private static func decode(_ bytes: UnsafeRawBufferPointer, _ dtype: DType, _ range: Range<Int>, into out: UnsafeMutableBufferPointer<Float>) {
+        let start = dtype.byteCount(elementCount: range.lowerBound)!, end = dtype.byteCount(elementCount: range.upperBound)!
+        FloatCodec.decode(UnsafeRawBufferPointer(rebasing: bytes[start..<end]), as: dtype, into: out)
     }
 }
 

@@ -19,7 +19,7 @@ import TensorCore
 /// - `sparsity = #{i : W'_i == 0} / n`, the fraction of exact zeros of `W'` (−0 counts; 0 when n = 0).
 ///
 /// NaN or infinite inputs give NaN (or infinite) metrics instead of trapping.
-/// Cost: one read of each operand, SIMD over 8 lanes, no allocation. Deterministic: the summation
+/// Cost: one read of each operand, SIMD over 8 lanes, no allocation (the piecewise form: two 16 KB buffers). Deterministic: the summation
 /// order depends only on the element count.
 public struct ErrorMetrics: Sendable, Equatable {
     /// Number of values compared, `n`.
@@ -42,8 +42,37 @@ public struct ErrorMetrics: Sendable, Equatable {
         guard original.count == reconstruction.count else {
             throw .countMismatch(original: original.count, reconstruction: reconstruction.count)
         }
-        let sums = MetricSums.accumulate(original.baseAddress, reconstruction.baseAddress, count: original.count)
-        elementCount = original.count
+        self.init(MetricSums.accumulate(original.baseAddress, reconstruction.baseAddress, count: original.count), count: original.count)
+    }
+
+    /// Measures values that are produced piece by piece, so that neither operand is held whole:
+    /// `original(range, buffer)` and `reconstruction(range, buffer)` write elements `range` of `W` and
+    /// `W'` into `buffer` (`range.count` values), for consecutive ranges of at most 4096 elements that
+    /// cover `0..<count`. The result equals `init(original:reconstruction:)` on the whole arrays.
+    public init(count: Int, original: (Range<Int>, UnsafeMutableBufferPointer<Float>) throws -> Void,
+                reconstruction: (Range<Int>, UnsafeMutableBufferPointer<Float>) throws -> Void) rethrows {
+        let chunkLength = 4096   // a multiple of 8: every piece but the last feeds whole vectors
+        let w = UnsafeMutablePointer<Float>.allocate(capacity: 2 * chunkLength)
+        defer { w.deallocate() }
+        let r = w + chunkLength
+        var lanes = MetricLanes()
+        var sums = MetricSums()
+        var start = 0
+        while start < count {
+            let n = min(chunkLength, count - start)
+            try original(start..<(start + n), UnsafeMutableBufferPointer(start: w, count: n))
+            try reconstruction(start..<(start + n), UnsafeMutableBufferPointer(start: r, count: n))
+            let isLast = start + n == count
+            let vectorCount = isLast ? n & ~7 : n
+            lanes.add(w, r, count: vectorCount)
+            if isLast { sums = lanes.finish(tail: w + vectorCount, r + vectorCount, count: n - vectorCount) }
+            start += n
+        }
+        self.init(sums, count: count)
+    }
+
+    private init(_ sums: MetricSums, count: Int) {
+        elementCount = count
         originalSquaredNorm = sums.ww
         reconstructionSquaredNorm = sums.rr
         errorSquaredNorm = sums.dd
@@ -110,41 +139,105 @@ struct MetricSums {
     /// Sums over `count` values, 8 lanes at a time in `Double`; the lane layout (and so the rounding)
     /// depends only on `count`.
     static func accumulate(_ w: UnsafePointer<Float>?, _ r: UnsafePointer<Float>?, count: Int) -> MetricSums {
-        var sums = MetricSums()
-        guard count > 0, let w, let r else { return sums }
-        var ww = SIMD8<Double>(), rr = SIMD8<Double>(), wr = SIMD8<Double>(), dd = SIMD8<Double>()
-        var maxAbs = SIMD8<Double>()
+        guard count > 0, let w, let r else { return MetricSums() }
+        var lanes = MetricLanes()
         let vectorEnd = count & ~7
-        var blockStart = 0
-        // Zero counts go through Int32 lanes, flushed every block so they cannot overflow.
-        let blockLength = 1 << 16
-        while blockStart < vectorEnd {
-            let blockEnd = min(vectorEnd, blockStart + blockLength)
-            var zeroLanes = SIMD8<Int32>()
-            var i = blockStart
-            while i < blockEnd {
-                let wf = UnsafeRawPointer(w + i).loadUnaligned(as: SIMD8<Float>.self)
-                let rf = UnsafeRawPointer(r + i).loadUnaligned(as: SIMD8<Float>.self)
-                let wd = SIMD8<Double>(wf), rd = SIMD8<Double>(rf)
-                let d = wd - rd
-                // A separate multiply and add: when the build targets CPUs without FMA, `addProduct`
-                // becomes a libm `fma` call per lane (10x slower). Masked selects, not `pointwiseMax`
-                // (which is not vectorized); a NaN shows up in `dd` instead.
-                ww += wd * wd
-                rr += rd * rd
-                wr += wd * rd
-                dd += d * d
-                let absolute = d.replacing(with: -d, where: d .< 0)
-                maxAbs.replace(with: absolute, where: absolute .> maxAbs)
-                zeroLanes &+= SIMD8<Int32>(repeating: 0).replacing(with: 1, where: rf .== SIMD8<Float>(repeating: 0))
-                i += 8
-            }
-            sums.zeros += Int(zeroLanes.wrappedSum())
-            blockStart = blockEnd
+        lanes.add(w, r, count: vectorEnd)
+        return lanes.finish(tail: w + vectorEnd, r + vectorEnd, count: count - vectorEnd)
+    }
+}
+
+/// The 8-lane accumulators behind `MetricSums`: lane `k` sums the elements `i ≡ k (mod 8)` of the
+/// vector part (the first `8·⌊n/8⌋` elements), in index order; `finish` reduces the lanes and adds the
+/// remaining `n mod 8` elements one by one. Feeding the vector part in consecutive pieces (each a
+/// multiple of 8 long) gives the same bits as feeding it at once.
+struct MetricLanes {
+    var ww = SIMD8<Double>(), rr = SIMD8<Double>(), wr = SIMD8<Double>(), dd = SIMD8<Double>()
+    var maxAbs = SIMD8<Double>()
+    var zeros = 0
+
+    /// Adds `count` values (a multiple of 8). Each accumulator sees the same operations in the same order
+    /// as in one loop over the values; the loop is split into three passes over L1-sized blocks, each
+    /// a separate function, so that the accumulators of a pass stay in registers (SSE2 has 16).
+    mutating func add(_ w: UnsafePointer<Float>, _ r: UnsafePointer<Float>, count: Int) {
+        precondition(count % 8 == 0, "MetricLanes.add: count must be a multiple of 8")
+        let blockLength = 2048
+        var start = 0
+        while start < count {
+            let n = min(blockLength, count - start)
+            Self.addSquares(w + start, r + start, count: n, &ww, &rr)
+            Self.addProducts(w + start, r + start, count: n, &wr, &dd)
+            zeros += Self.addExtremes(w + start, r + start, count: n, &maxAbs)
+            start += n
         }
+    }
+
+    /// `ww += w²`, `rr += r²`. A separate multiply and add: when the build targets CPUs without FMA,
+    /// `addProduct` becomes a libm `fma` call per lane (10x slower).
+    @inline(never)
+    static func addSquares(_ w: UnsafePointer<Float>, _ r: UnsafePointer<Float>, count: Int,
+                           _ ww: inout SIMD8<Double>, _ rr: inout SIMD8<Double>) {
+        var a = ww, b = rr
+        var i = 0
+        while i < count {
+            let wd = SIMD8<Double>(UnsafeRawPointer(w + i).loadUnaligned(as: SIMD8<Float>.self))
+            let rd = SIMD8<Double>(UnsafeRawPointer(r + i).loadUnaligned(as: SIMD8<Float>.self))
+            a += wd * wd
+            b += rd * rd
+            i += 8
+        }
+        ww = a
+        rr = b
+    }
+
+    /// `wr += w·r`, `dd += (w − r)²`.
+    @inline(never)
+    static func addProducts(_ w: UnsafePointer<Float>, _ r: UnsafePointer<Float>, count: Int,
+                            _ wr: inout SIMD8<Double>, _ dd: inout SIMD8<Double>) {
+        var a = wr, b = dd
+        var i = 0
+        while i < count {
+            let wd = SIMD8<Double>(UnsafeRawPointer(w + i).loadUnaligned(as: SIMD8<Float>.self))
+            let rd = SIMD8<Double>(UnsafeRawPointer(r + i).loadUnaligned(as: SIMD8<Float>.self))
+            let d = wd - rd
+            a += wd * rd
+            b += d * d
+            i += 8
+        }
+        wr = a
+        dd = b
+    }
+
+    /// `maxAbs = max(maxAbs, |w − r|)` and the number of zeros of `r`.
+    ///
+    /// `|d|` clears the sign bit, and the maximum is `m = |d| > m ? |d| : m` (one `maxpd`): a NaN or a
+    /// −0 never replaces `m`, as with the original compare-and-negate (a NaN shows up in `dd` instead).
+    /// Zero counts go through Int32 lanes, flushed every block so they cannot overflow.
+    @inline(never)
+    static func addExtremes(_ w: UnsafePointer<Float>, _ r: UnsafePointer<Float>, count: Int, _ maxAbs: inout SIMD8<Double>) -> Int {
+        var m = maxAbs
+        var zeroLanes = SIMD8<Int32>()
+        var i = 0
+        while i < count {
+            let wf = UnsafeRawPointer(w + i).loadUnaligned(as: SIMD8<Float>.self)
+            let rf = UnsafeRawPointer(r + i).loadUnaligned(as: SIMD8<Float>.self)
+            let d = SIMD8<Double>(wf) - SIMD8<Double>(rf)
+            let absolute = unsafeBitCast(unsafeBitCast(d, to: SIMD8<UInt64>.self) & 0x7FFF_FFFF_FFFF_FFFF, to: SIMD8<Double>.self)
+            m = m.replacing(with: absolute, where: absolute .> m)
+            zeroLanes &+= SIMD8<Int32>(repeating: 0).replacing(with: 1, where: rf .== SIMD8<Float>(repeating: 0))
+            i += 8
+        }
+        maxAbs = m
+        return Int(zeroLanes.wrappedSum())
+    }
+
+    /// Reduces the lanes and adds the last `count` (< 8) values.
+    func finish(tail w: UnsafePointer<Float>, _ r: UnsafePointer<Float>, count: Int) -> MetricSums {
+        var sums = MetricSums()
         sums.ww = ww.sum(); sums.rr = rr.sum(); sums.wr = wr.sum(); sums.dd = dd.sum()
         sums.maxAbs = maxAbs.max()
-        for i in vectorEnd..<count {
+        sums.zeros = zeros
+        for i in 0..<count {
             let wd = Double(w[i]), rd = Double(r[i]), d = wd - rd
             sums.ww += wd * wd; sums.rr += rd * rd; sums.wr += wd * rd; sums.dd += d * d
             sums.maxAbs = max(sums.maxAbs, abs(d))

@@ -128,29 +128,6 @@ public struct QuantizedTensor: Sendable, Equatable {
         }
     }
 
-    /// The dequantized values, row-major.
-    public func dequantized() -> [Float] {
-        let columns = columnCount
-        var table = [Float](repeating: 0, count: 256)
-        switch scheme {
-        case .integer: break
-        case .codebook(let values): for (i, v) in values.enumerated() where i < 256 { table[i] = v }
-        case .float8(let kind): for i in 0..<256 { table[i] = kind.format.decode(UInt8(i)) }
-        }
-        var out = [Float](repeating: 0, count: codes.count)
-        for r in 0..<rowCount {
-            for c in 0..<columns {
-                let g = groupIndex(row: r, column: c)
-                let code = codes[r * columns + c]
-                out[r * columns + c] = switch scheme {
-                case .integer: scales[g] * Float(Int32(code) - zeroPoints[g])
-                case .codebook, .float8: scales[g] * table[Int(code)]
-                }
-            }
-        }
-        return out
-    }
-
     /// Storage bits per weight: packed codes plus scales (16-bit for integer schemes, 32-bit for
     /// FP8 and codebooks, as the writers store them; nested scales: 8 bits each plus a 32-bit
     /// second-level scale per block and the 32-bit offset) and `bits`-bit zero points when asymmetric.

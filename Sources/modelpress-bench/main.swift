@@ -1,6 +1,7 @@
 // modelpress-bench: release-mode benchmarks. `swift run -c release modelpress-bench [name...] [--dir D]`
 // Benchmarks: read (safetensors read throughput against a plain memory copy);
 // gguf (F32 GGUF -> quantized GGUF, file to file; options in GGUFQuantizeBenchmark.swift);
+// int (quantize.int bits=8 granularity=channel: kernel and compress end to end; options in IntQuantizeBenchmark.swift);
 // zstd (lossless .zst archives against the zstd tool).
 import Foundation
 
@@ -10,15 +11,20 @@ if let i = arguments.firstIndex(of: "--dir"), i + 1 < arguments.count {
     directory = arguments[i + 1]
     arguments.removeSubrange(i...(i + 1))
 }
+// The benchmarks share --threads, --repetitions, --keep and --breakdown: each reads its own copy.
+var intArguments = arguments
+let intOptions = IntQuantizeBenchmark.Options.extract(from: &intArguments)
 let ggufOptions = GGUFQuantizeBenchmark.Options.extract(from: &arguments)
+arguments.removeAll { $0 == "--no-reference" || $0 == "--kernel-only" }
 let selected = arguments.isEmpty ? ["read"] : arguments
 for name in selected {
     switch name {
     case "read": try ReadBenchmark(directory: directory).run()
     case "gguf": try GGUFQuantizeBenchmark(directory: directory, options: ggufOptions).run()
+    case "int": try IntQuantizeBenchmark(directory: directory, options: intOptions).run()
     case "zstd": try ZstdBenchmark(directory: directory).run()
     default:
-        FileHandle.standardError.write("unknown benchmark '\(name)' (known: read, gguf, zstd)\n".data(using: .utf8)!)
+        FileHandle.standardError.write("unknown benchmark '\(name)' (known: read, gguf, int, zstd)\n".data(using: .utf8)!)
         exit(64)
     }
 }

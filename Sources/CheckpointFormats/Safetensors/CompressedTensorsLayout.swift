@@ -81,37 +81,6 @@ public enum CompressedTensorsLayout {
         }
     }
 
-    /// Packs unsigned codes `[rows, columns]` into I32 `[rows, ⌈columns / (32/bits)⌉]`.
-    static func pack(_ codes: [UInt32], rows: Int, columns: Int, bits: Int) throws -> DenseTensor {
-        let words = packWords(codes, rows: rows, columns: columns, bits: bits)
-        return try int32Tensor(words, shape: Shape([rows, words.count / max(rows, 1)]))
-    }
-
-    static func packWords(_ codes: [UInt32], rows: Int, columns: Int, bits: Int) -> [UInt32] {
-        let perWord = 32 / bits
-        let wordsPerRow = (columns + perWord - 1) / perWord
-        var words = [UInt32](repeating: 0, count: rows * wordsPerRow)
-        for r in 0..<rows {
-            for c in 0..<columns {
-                words[r * wordsPerRow + c / perWord] |= codes[r * columns + c] << UInt32(bits * (c % perWord))
-            }
-        }
-        return words
-    }
-
-    static func unpackWords(_ words: [UInt32], rows: Int, columns: Int, bits: Int) -> [UInt32] {
-        let perWord = 32 / bits
-        let wordsPerRow = words.count / max(rows, 1)
-        let mask = UInt32((1 << bits) - 1)
-        var codes = [UInt32](repeating: 0, count: rows * columns)
-        for r in 0..<rows {
-            for c in 0..<columns where c / perWord < wordsPerRow {
-                codes[r * columns + c] = (words[r * wordsPerRow + c / perWord] >> UInt32(bits * (c % perWord))) & mask
-            }
-        }
-        return codes
-    }
-
     static func int32Tensor(_ words: [UInt32], shape: Shape) throws -> DenseTensor {
         try DenseTensor(dtype: .i32, shape: shape, storage: ByteStorage(words.flatMap { w in withUnsafeBytes(of: w.littleEndian, Array.init) }))
     }

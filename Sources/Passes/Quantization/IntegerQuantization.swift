@@ -10,7 +10,7 @@ import Recipes
 /// ```
 /// Options: `bits` 2–8; `granularity` tensor | channel | group:N (N divides every selected row);
 /// `symmetric`; `clipping` minmax | mse | percentile:P. Already-zero weights stay exactly zero.
-/// Memory: one float copy of the tensor being quantized plus its codes.
+/// Memory: the codes (one byte per weight); F16/BF16 inputs also take one float copy of the tensor.
 public struct IntegerQuantization: CompressionPass {
     public static let name = "quantize.int"
     public static let summary = "integer PTQ (2-8 bits), symmetric or asymmetric, per tensor/channel/group, minmax/mse/percentile clipping"
@@ -37,9 +37,22 @@ public struct IntegerQuantization: CompressionPass {
         return options.quantizer.check(shape: entry.shape)
     }
 
+    /// F32 tensors are quantized straight from their bytes (the memory map); other float dtypes are
+    /// decoded to Float first. The scan for NaN/Inf is part of the quantizer's range pass.
     public func apply(to entry: inout TensorEntry, context: PassContext) throws {
-        let values = try Self.finiteValues(of: entry)
-        entry.payload = .quantized(options.quantizer.quantize(values, shape: entry.shape))
+        guard case .dense(let tensor) = entry.payload, tensor.dtype.isConvertibleFloat else {
+            _ = try Self.finiteValues(of: entry)   // throws "expects a dense float tensor"
+            return
+        }
+        let quantizer = options.quantizer, shape = entry.shape, threads = context.threadCount
+        let quantized = tensor.dtype == .f32
+            ? tensor.storage.withUnsafeBytes { quantizer.quantize(float32: $0, shape: shape, threadCount: threads) }
+            : try tensor.floats().withUnsafeBytes { quantizer.quantize(float32: $0, shape: shape, threadCount: threads) }
+        guard let quantized else {
+            _ = try Self.finiteValues(of: entry)   // throws, naming the first NaN or Inf
+            preconditionFailure("quantize.int: a non-finite value was reported but not found")
+        }
+        entry.payload = .quantized(quantized)
     }
 
     static func granularity(_ text: String?, reader: inout OptionReader) -> QuantizedTensor.Granularity {

@@ -47,7 +47,20 @@ public struct IntegerQuantizer: Sendable, Equatable {
     }
 
     /// Quantizes row-major `values` of `shape`. Values must be finite (the caller checks).
-    public func quantize(_ values: [Float], shape: Shape) -> QuantizedTensor {
+    ///
+    /// Runs the vectorized path (`quantize(float32:shape:threadCount:)`), whose output equals
+    /// `referenceQuantize` bit for bit at any thread count.
+    public func quantize(_ values: [Float], shape: Shape, threadCount: Int = 1) -> QuantizedTensor {
+        precondition(values.count == shape.elementCount, "quantize: shape does not fit")
+        guard let result = values.withUnsafeBytes({ quantize(float32: $0, shape: shape, threadCount: threadCount) }) else {
+            preconditionFailure("quantize: values must be finite")
+        }
+        return result
+    }
+
+    /// The scalar reference of `quantize`: one group at a time, one value at a time. Kept as the
+    /// definition the vectorized path is tested against (and for benchmarks).
+    public func referenceQuantize(_ values: [Float], shape: Shape) -> QuantizedTensor {
         precondition(values.count == shape.elementCount && check(shape: shape) == nil, "quantize: shape does not fit")
         let groups = groupRanges(shape: shape)
         if let result = quantize(values, shape: shape, groups: groups, halfScales: true) { return result }
@@ -74,8 +87,7 @@ public struct IntegerQuantizer: Sendable, Equatable {
             let (lo, hi) = chooseRange(slice)
             guard var grid = grid(lo: lo, hi: hi) else { continue }
             if halfScales {
-                let rounded = HalfPrecision.float(halfBits: HalfPrecision.halfBits(grid.scale))
-                guard rounded.isNormal, Float16(rounded).isNormal else { return nil }
+                guard let rounded = Self.halfRounded(grid.scale) else { return nil }
                 grid.scale = rounded
             }
             scales[g] = grid.scale
@@ -115,6 +127,14 @@ public struct IntegerQuantizer: Sendable, Equatable {
         return Grid(scale: scale, zero: z, qmin: 0, qmax: qmax)
     }
 
+    /// `scale` rounded to the nearest FP16 value, or nil when that is not a normal FP16 number.
+    @inline(__always)
+    static func halfRounded(_ scale: Float) -> Float? {
+        let rounded = HalfPrecision.float(halfBits: HalfPrecision.halfBits(scale))
+        guard rounded.isNormal, Float16(rounded).isNormal else { return nil }
+        return rounded
+    }
+
     @inline(__always)
     func encode(_ x: Float, _ grid: Grid) -> UInt8 {
         let q = Int32((x / grid.scale).rounded(.toNearestOrEven)) + grid.zero
@@ -122,7 +142,7 @@ public struct IntegerQuantizer: Sendable, Equatable {
     }
 
     /// The clipping range of one group.
-    func chooseRange(_ x: ArraySlice<Float>) -> (lo: Float, hi: Float) {
+    func chooseRange<Values: Collection<Float>>(_ x: Values) -> (lo: Float, hi: Float) {
         var lo = Float.infinity, hi = -Float.infinity
         for v in x { lo = min(lo, v); hi = max(hi, v) }
         if x.isEmpty { return (0, 0) }

@@ -1,0 +1,81 @@
+import Testing
+import TensorCore
+import CheckpointFormats
+import Reports
+@testable import ModelPress
+
+/// The report's streamed measurement (decode and dequantize 4096 values at a time, tensors in
+/// parallel) against measuring whole `floatValues` arrays one tensor after another.
+@Suite("ReportBuilder: streamed metrics equal whole-array metrics")
+struct ReportBuilderTests {
+    static func pairs() throws -> (original: Checkpoint, compressed: Checkpoint) {
+        var rng = SeededGenerator(seed: 99)
+        var before: [TensorEntry] = [], after: [TensorEntry] = []
+        for (i, dims) in [[33, 130], [4, 4096], [1, 7], [5000], [2, 3, 9]].enumerated() {
+            let shape = Shape(dims)
+            var w = rng.gaussianFloats(count: shape.elementCount, standardDeviation: 0.05)
+            if w.count > 20 { w[3] = 0; w[10] = -0.0 }
+            for (j, dtype) in [DType.f32, .f16, .bf16].enumerated() {
+                let name = "t\(i).\(j).weight"
+                let original = try DenseTensor(floats: w, shape: shape, dtype: dtype)
+                before.append(TensorEntry(name: name, tensor: original))
+                let values = try original.floats()
+                let payload: TensorPayload = switch (i + j) % 3 {
+                case 0: .quantized(QuantizedTensorFixture.integer(values, shape: shape, bits: 4 + j))
+                case 1: .dense(try DenseTensor(floats: values.map { $0 * 1.001 }, shape: shape, dtype: .bf16))
+                default: .dense(original)
+                }
+                after.append(TensorEntry(name: name, payload: payload))
+            }
+        }
+        return (try Checkpoint(entries: before), try Checkpoint(entries: after))
+    }
+
+    @Test("every record, at 1 and 3 threads")
+    func sameRecords() throws {
+        let (original, compressed) = try Self.pairs()
+        var expected: [TensorRecord] = []
+        for before in original.entries {
+            let after = compressed[before.name]!
+            let metrics = try ErrorMetrics(original: try before.floatValues()!, reconstruction: try after.floatValues()!)
+            let dtype = if case .dense(let t) = before.payload { t.dtype.rawValue } else { "?" }
+            expected.append(TensorRecord(name: before.name, shape: before.shape, inputDType: dtype, encoding: after.encodingName,
+                                         inputByteCount: before.byteCount, outputByteCount: after.byteCount, metrics: metrics))
+        }
+        for threads in [1, 3] {
+            let report = try ReportBuilder.report(original: original, compressed: compressed, input: "in", output: "out", recipe: nil, threadCount: threads)
+            #expect(report.tensors == expected, "threads \(threads)")
+        }
+    }
+
+    @Test("the first problem in the original's order is thrown")
+    func firstProblem() throws {
+        let (original, compressed) = try Self.pairs()
+        let dropped: Set<String> = ["t1.0.weight", "t3.2.weight"]
+        let shorter = try Checkpoint(entries: compressed.entries.filter { !dropped.contains($0.name) })
+        let expected = ReportBuildError.missingTensor("t1.0.weight")
+        #expect(throws: expected) {
+            _ = try ReportBuilder.report(original: original, compressed: shorter, input: "in", output: "out", recipe: nil, threadCount: 3)
+        }
+    }
+}
+
+/// Integer-quantized tensors for report tests (per-channel, asymmetric when `bits` is odd).
+enum QuantizedTensorFixture {
+    static func integer(_ values: [Float], shape: Shape, bits: Int) -> QuantizedTensor {
+        let columns = max(shape.columnCount, 1), rows = values.count / columns
+        var codes = [UInt8](repeating: 0, count: values.count)
+        var scales: [Float] = [], zeros: [Int32] = []
+        for r in 0..<rows {
+            let row = values[(r * columns)..<((r + 1) * columns)]
+            let scale = max(row.map { abs($0) }.max() ?? 0, 1e-6) / Float((1 << (bits - 1)) - 1)
+            let zero = Int32(1 << (bits - 1)) + Int32(bits % 2)
+            for (c, x) in row.enumerated() {
+                codes[r * columns + c] = UInt8(max(0, min(Int32((1 << bits) - 1), Int32((x / scale).rounded()) + zero)))
+            }
+            scales.append(scale)
+            zeros.append(zero)
+        }
+        return QuantizedTensor(shape: shape, bits: bits, symmetric: bits % 2 == 0, granularity: .channel, codes: codes, scales: scales, zeroPoints: zeros)
+    }
+}
