@@ -63,30 +63,16 @@ public struct CompressionPipeline: Sendable {
         if outputPath.hasSuffix(".gguf"), let entry = checkpoint.entries.first(where: { if case .quantized = $0.payload { true } else { false } }) {
             throw UsageError("tensor '\(entry.name)' is \(entry.encodingName): writing integer/FP8 tensors to GGUF is not yet supported; use quantize.ggml or a .safetensors output")
         }
-        // Writing (one thread) and measuring the report (the others) only read the checkpoints, so
-        // they run side by side. A write error comes first, as when they ran one after the other.
+        // Writing only reads the checkpoint, so it runs as the report's first work item: one worker
+        // writes while the others measure tensors (a write error still comes first).
         let compressed = checkpoint
-        var written: Result<Void, any Error> = .success(())
-        var report: Result<CompressionReport, any Error>?
-        ParallelLoop.forEachRange(count: 2, threadCount: min(threadCount, 2)) { jobs in
-            for job in jobs {
-                if job == 0 {
-                    written = Result {
-                        if outputPath.hasSuffix(".gguf") {
-                            try GGUFWriter.write(compressed, to: outputPath)
-                        } else {
-                            try SafetensorsWriter.write(compressed, to: outputPath)
-                        }
-                    }
-                } else {
-                    report = Result {
-                        try ReportBuilder.report(original: original, compressed: compressed, input: inputPath, output: outputPath,
-                                                 recipe: recipePath, threadCount: threadCount)
-                    }
-                }
+        return try ReportBuilder.report(original: original, compressed: compressed, input: inputPath, output: outputPath,
+                                        recipe: recipePath, threadCount: threadCount) {
+            if outputPath.hasSuffix(".gguf") {
+                try GGUFWriter.write(compressed, to: outputPath)
+            } else {
+                try SafetensorsWriter.write(compressed, to: outputPath)
             }
         }
-        try written.get()
-        return try report!.get()
     }
 }
