@@ -96,31 +96,17 @@ public struct CompressionPipeline: Sendable {
                 progress?(done, work, bytesDone, entry.name)
             }
         }
-        // Writing (one thread) and measuring the report (the others) only read the checkpoints, so
-        // they run side by side. A write error comes first, as when they ran one after the other.
+        // Writing only reads the checkpoint, so it runs as the report's first work item: one worker
+        // writes while the others measure tensors (a write error still comes first).
         let compressed = checkpoint
-        var written: Result<Void, any Error> = .success(())
-        var report: Result<CompressionReport, any Error>?
-        ParallelLoop.forEachRange(count: 2, threadCount: min(threadCount, 2)) { jobs in
-            for job in jobs {
-                if job == 0 {
-                    written = Result {
-                        try output.write(threadCount: threadCount) { path in
-                            switch output.format {
-                            case .gguf: try GGUFWriter.write(compressed, to: path)
-                            case .safetensors: try SafetensorsWriter.write(compressed, to: path)
-                            }
-                        }
-                    }
-                } else {
-                    report = Result {
-                        try ReportBuilder.report(original: original, compressed: compressed, input: inputPath, output: outputPath,
-                                                 recipe: recipePath, threadCount: threadCount)
-                    }
+        return try ReportBuilder.report(original: original, compressed: compressed, input: inputPath, output: outputPath,
+                                        recipe: recipePath, threadCount: threadCount) {
+            try output.write(threadCount: threadCount) { path in
+                switch output.format {
+                case .gguf: try GGUFWriter.write(compressed, to: path)
+                case .safetensors: try SafetensorsWriter.write(compressed, to: path)
                 }
             }
         }
-        try written.get()
-        return try report!.get()
     }
 }

@@ -17,19 +17,36 @@ public enum ReportBuilder {
     /// original's order is the one thrown.
     public static func report(original: Checkpoint, compressed: Checkpoint, input: String, output: String,
                               recipe: String?, threadCount: Int = 1) throws -> CompressionReport {
+        try report(original: original, compressed: compressed, input: input, output: output, recipe: recipe,
+                   threadCount: threadCount, alongside: nil)
+    }
+
+    /// The report, with `alongside` (for `compress`: writing the output) run as the first work item: on
+    /// one of the workers, while the others measure tensors, and that worker measures too once it is
+    /// done. Its error comes before any problem of the report.
+    static func report(original: Checkpoint, compressed: Checkpoint, input: String, output: String,
+                       recipe: String?, threadCount: Int, alongside: (() throws -> Void)?) throws -> CompressionReport {
         let inputFormat: CheckpointFormat = ZstdCheckpoint.innerPath(of: input).path.hasSuffix(".gguf") ? .gguf : .safetensors
         let outputFormat: CheckpointFormat = ZstdCheckpoint.innerPath(of: output).path.hasSuffix(".gguf") ? .gguf : .safetensors
         let pairs = original.entries.map { before in (before, compressed[before.name]) }
+        let first = alongside == nil ? 0 : 1   // work item 0 is `alongside`, then one item per tensor
         var results = [Result<TensorRecord, any Error>?](repeating: nil, count: pairs.count)
+        var alongsideResult: Result<Void, any Error> = .success(())
         results.withUnsafeMutableBufferPointer { results in
-            ParallelLoop.forEachRange(count: pairs.count, threadCount: threadCount) { range in
-                for i in range {
+            ParallelLoop.forEachRange(count: first + pairs.count, threadCount: threadCount) { items in
+                for item in items {
+                    guard item >= first else {
+                        alongsideResult = Result { try alongside?() }
+                        continue
+                    }
+                    let i = item - first
                     guard let after = pairs[i].1, after.shape.elementCount == pairs[i].0.shape.elementCount else { continue }
                     let perTensorThreads = pairs.count == 1 ? threadCount : 1
                     results[i] = Result { try record(before: pairs[i].0, after: after, formats: (inputFormat, outputFormat), threadCount: perTensorThreads) }
                 }
             }
         }
+        try alongsideResult.get()
         var records: [TensorRecord] = []
         for (i, (before, after)) in pairs.enumerated() {
             guard let after else { throw ReportBuildError.missingTensor(before.name) }
