@@ -76,22 +76,25 @@ public enum ReportBuilder {
     }
 
     /// The metrics of a dense float original against a dense float or quantized tensor, decoded and
-    /// dequantized 4096 values at a time (no full float copy of either); nil for other payloads. The
-    /// values, and so the metrics, are those of `floatValues`.
+    /// dequantized 4096 values at a time (aligned F32 values are read where they are); nil for other
+    /// payloads. The values, and so the metrics, are those of `floatValues`.
     static func streamedMetrics(before: TensorEntry, after: TensorEntry) throws -> ErrorMetrics? {
         guard case .dense(let original) = before.payload, original.dtype.isConvertibleFloat else { return nil }
         let count = original.elementCount
         switch after.payload {
         case .quantized(let q):
             return original.storage.withUnsafeBytes { w in
-                ErrorMetrics(count: count, original: { range, out in decode(w, original.dtype, range, into: out) },
-                             reconstruction: { range, out in q.dequantize(elements: range, into: out.baseAddress!) })
+                ErrorMetrics(count: count, original: { range, out in values(w, original.dtype, range, scratch: out) },
+                             reconstruction: { range, out in
+                                 q.dequantize(elements: range, into: out.baseAddress!)
+                                 return UnsafeBufferPointer(out)
+                             })
             }
         case .dense(let t) where t.dtype.isConvertibleFloat:
             return original.storage.withUnsafeBytes { w in
                 t.storage.withUnsafeBytes { r in
-                    ErrorMetrics(count: count, original: { range, out in decode(w, original.dtype, range, into: out) },
-                                 reconstruction: { range, out in decode(r, t.dtype, range, into: out) })
+                    ErrorMetrics(count: count, original: { range, out in values(w, original.dtype, range, scratch: out) },
+                                 reconstruction: { range, out in values(r, t.dtype, range, scratch: out) })
                 }
             }
         default:
@@ -99,10 +102,17 @@ public enum ReportBuilder {
         }
     }
 
-    /// Decodes elements `range` of a float tensor's bytes.
-    private static func decode(_ bytes: UnsafeRawBufferPointer, _ dtype: DType, _ range: Range<Int>, into out: UnsafeMutableBufferPointer<Float>) {
+    /// Elements `range` of a float tensor's bytes: a view of them when they are aligned F32, else
+    /// decoded into `scratch`.
+    private static func values(_ bytes: UnsafeRawBufferPointer, _ dtype: DType, _ range: Range<Int>,
+                               scratch: UnsafeMutableBufferPointer<Float>) -> UnsafeBufferPointer<Float> {
         let start = dtype.byteCount(elementCount: range.lowerBound)!, end = dtype.byteCount(elementCount: range.upperBound)!
-        FloatCodec.decode(UnsafeRawBufferPointer(rebasing: bytes[start..<end]), as: dtype, into: out)
+        let piece = UnsafeRawBufferPointer(rebasing: bytes[start..<end])
+        if dtype == .f32, let base = piece.baseAddress, Int(bitPattern: base) % MemoryLayout<Float>.alignment == 0 {
+            return UnsafeBufferPointer(start: base.assumingMemoryBound(to: Float.self), count: range.count)
+        }
+        FloatCodec.decode(piece, as: dtype, into: scratch)
+        return UnsafeBufferPointer(scratch)
     }
 }
 

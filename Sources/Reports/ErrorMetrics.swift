@@ -46,26 +46,28 @@ public struct ErrorMetrics: Sendable, Equatable {
     }
 
     /// Measures values that are produced piece by piece, so that neither operand is held whole:
-    /// `original(range, buffer)` and `reconstruction(range, buffer)` write elements `range` of `W` and
-    /// `W'` into `buffer` (`range.count` values), for consecutive ranges of at most 4096 elements that
-    /// cover `0..<count`. The result equals `init(original:reconstruction:)` on the whole arrays.
-    public init(count: Int, original: (Range<Int>, UnsafeMutableBufferPointer<Float>) throws -> Void,
-                reconstruction: (Range<Int>, UnsafeMutableBufferPointer<Float>) throws -> Void) rethrows {
+    /// `original(range, buffer)` and `reconstruction(range, buffer)` give elements `range` of `W` and
+    /// `W'` (`range.count` values), for consecutive ranges of at most 4096 elements that cover
+    /// `0..<count`: either written into `buffer` (and `buffer` returned) or as a view of where they
+    /// already are. The result equals `init(original:reconstruction:)` on the whole arrays.
+    public init(count: Int, original: (Range<Int>, UnsafeMutableBufferPointer<Float>) throws -> UnsafeBufferPointer<Float>,
+                reconstruction: (Range<Int>, UnsafeMutableBufferPointer<Float>) throws -> UnsafeBufferPointer<Float>) rethrows {
         let chunkLength = 4096   // a multiple of 8: every piece but the last feeds whole vectors
-        let w = UnsafeMutablePointer<Float>.allocate(capacity: 2 * chunkLength)
-        defer { w.deallocate() }
-        let r = w + chunkLength
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 2 * chunkLength)
+        defer { scratch.deallocate() }
         var lanes = MetricLanes()
         var sums = MetricSums()
         var start = 0
         while start < count {
             let n = min(chunkLength, count - start)
-            try original(start..<(start + n), UnsafeMutableBufferPointer(start: w, count: n))
-            try reconstruction(start..<(start + n), UnsafeMutableBufferPointer(start: r, count: n))
+            let w = try original(start..<(start + n), UnsafeMutableBufferPointer(start: scratch, count: n))
+            let r = try reconstruction(start..<(start + n), UnsafeMutableBufferPointer(start: scratch + chunkLength, count: n))
+            precondition(w.count == n && r.count == n, "ErrorMetrics: a piece has the wrong length")
+            guard let wp = w.baseAddress, let rp = r.baseAddress else { break }
             let isLast = start + n == count
             let vectorCount = isLast ? n & ~7 : n
-            lanes.add(w, r, count: vectorCount)
-            if isLast { sums = lanes.finish(tail: w + vectorCount, r + vectorCount, count: n - vectorCount) }
+            lanes.add(wp, rp, count: vectorCount)
+            if isLast { sums = lanes.finish(tail: wp + vectorCount, rp + vectorCount, count: n - vectorCount) }
             start += n
         }
         self.init(sums, count: count)

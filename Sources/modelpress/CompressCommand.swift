@@ -3,6 +3,7 @@ import ArgumentParser
 import ModelPress
 import CheckpointFormats
 import Reports
+import Glibc
 
 struct CompressCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -2,6 +2,7 @@ import Testing
 import TensorCore
 import CheckpointFormats
 import Reports
+import TestSupport
 @testable import ModelPress
 
 /// The report's streamed measurement (decode and dequantize 4096 values at a time, tensors in
@@ -77,6 +78,30 @@ extension ReportBuilderTests {
                                              recipe: nil, threadCount: threads) { throw WriteFailure() }
             }
         }
+    }
+}
+
+extension ReportBuilderTests {
+    @Test("F32 read from a memory map at an offset that is not 4-byte aligned")
+    func unalignedMappedOriginal() throws {
+        let dir = try TemporaryDirectory(prefix: "report")
+        let path = dir.url("odd.safetensors")
+        var rng = SeededGenerator(seed: 5)
+        let w = rng.gaussianFloats(count: 5 * 1000)
+        let odd = try DenseTensor(dtype: .u8, shape: Shape([3]), storage: ByteStorage([1, 2, 3]))
+        let matrix = try DenseTensor(floats: w, shape: Shape([5, 1000]))
+        let planned = [SafetensorsWriter.PlannedTensor(name: "a", dtype: .u8, shape: odd.shape),
+                       SafetensorsWriter.PlannedTensor(name: "b.weight", dtype: .f32, shape: matrix.shape)]
+        try SafetensorsWriter.write(to: path, metadata: [], tensors: planned) { $0 == 0 ? odd : matrix }
+        let original = try SafetensorsReader.open(path: path)
+        guard case .dense(let mapped) = original["b.weight"]!.payload else { Issue.record("not dense"); return }
+        #expect(mapped.storage.isMapped && mapped.storage.withUnsafeBytes { Int(bitPattern: $0.baseAddress!) % 4 } != 0)
+        let q = QuantizedTensorFixture.integer(w, shape: matrix.shape, bits: 8)
+        let compressed = try Checkpoint(entries: [original.entries[0], TensorEntry(name: "b.weight", payload: .quantized(q))])
+        let report = try ReportBuilder.report(original: original, compressed: compressed, input: "in", output: "out", recipe: nil, threadCount: 2)
+        let expected = try ErrorMetrics(original: w, reconstruction: q.dequantized())
+        #expect(report.tensors[1].relativeError == expected.relativeError && report.tensors[1].maxAbsoluteError == expected.maxAbsoluteError
+                && report.tensors[1].cosine == expected.cosine && report.tensors[1].sqnrDecibels == expected.sqnrDecibels)
     }
 }
 

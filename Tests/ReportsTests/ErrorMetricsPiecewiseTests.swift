@@ -66,8 +66,11 @@ struct ErrorMetricsPiecewiseTests {
             let pieces = w.withUnsafeBufferPointer { wp in
                 r.withUnsafeBufferPointer { rp in
                     ErrorMetrics(count: count,
-                                 original: { range, out in for i in range { out[i - range.lowerBound] = wp[i] } },
-                                 reconstruction: { range, out in for i in range { out[i - range.lowerBound] = rp[i] } })
+                                 original: { range, out in UnsafeBufferPointer(rebasing: wp[range]) },   // a view
+                                 reconstruction: { range, out in                                          // a copy
+                                     for i in range { out[i - range.lowerBound] = rp[i] }
+                                     return UnsafeBufferPointer(out)
+                                 })
                 }
             }
             #expect(Self.fields(pieces) == expected, "count \(count), special \(special), piecewise")
@@ -78,8 +81,14 @@ struct ErrorMetricsPiecewiseTests {
     @Test("pieces cover the elements in order, at most 4096 at a time")
     func pieceRanges() {
         var seen: [Range<Int>] = []
-        _ = ErrorMetrics(count: 10_000, original: { range, out in seen.append(range); out.update(repeating: 1) },
-                         reconstruction: { _, out in out.update(repeating: 0) })
+        _ = ErrorMetrics(count: 10_000, original: { range, out in
+            seen.append(range)
+            out.update(repeating: 1)
+            return UnsafeBufferPointer(out)
+        }, reconstruction: { _, out in
+            out.update(repeating: 0)
+            return UnsafeBufferPointer(out)
+        })
         #expect(seen == [0..<4096, 4096..<8192, 8192..<10_000])
     }
 }

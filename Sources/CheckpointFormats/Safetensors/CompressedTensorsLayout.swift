@@ -39,7 +39,7 @@ public enum CompressedTensorsLayout {
         case .integer:
             let halfExact = scalesFitHalf(q.scales)
             var out: [(name: String, tensor: DenseTensor)] = [
-                (module + ".weight_packed", try pack(q.codes.map(UInt32.init), rows: rows, columns: columns, bits: q.bits)),
+                (module + ".weight_packed", try pack(q.codes, rows: rows, columns: columns, bits: q.bits)),
                 (module + ".weight_scale", try DenseTensor(floats: q.scales, shape: scaleShape, dtype: halfExact ? .f16 : .f32)),
             ]
             if !q.symmetric {
