@@ -48,9 +48,7 @@ public struct CompressionPipeline: Sendable {
         guard let path = calibrationPath ?? bound.directives.calibration?.path else { return (checkpoint, bound, nil) }
         let statistics = try CalibrationStatistics.load(path: path)
         var problems: [RecipeDiagnostic] = []
-        var used = false
         for step in bound.steps where type(of: step.pass).usesCalibration {
-            used = true
             for i in step.selected {
                 let entry = manifest.entries[i]
                 if let problem = step.pass.calibrationProblem(with: entry, statistics: statistics) {
@@ -61,7 +59,6 @@ public struct CompressionPipeline: Sendable {
             }
         }
         if !problems.isEmpty { throw RecipeDiagnostics(problems) }
-        if !used { warning?("\(path): no step of the recipe uses calibration statistics") }
         return (checkpoint, bound, statistics)
     }
 
@@ -100,7 +97,7 @@ public struct CompressionPipeline: Sendable {
         // writes while the others measure tensors (a write error still comes first).
         let compressed = checkpoint
         return try ReportBuilder.report(original: original, compressed: compressed, input: inputPath, output: outputPath,
-                                        recipe: recipePath, threadCount: threadCount) {
+                                        recipe: recipePath, calibration: calibration, threadCount: threadCount) {
             try output.write(threadCount: threadCount) { path in
                 switch output.format {
                 case .gguf: try GGUFWriter.write(compressed, to: path)

@@ -15,17 +15,19 @@ public enum ReportBuilder {
     /// Tensors are measured in parallel (`threadCount` workers, each tensor on one of them); every
     /// record is computed the same way whatever the thread count, and the first problem in the
     /// original's order is the one thrown.
+    /// With `calibration`, each weight the statistics cover also gets `output_relative_error`.
     public static func report(original: Checkpoint, compressed: Checkpoint, input: String, output: String,
-                              recipe: String?, threadCount: Int = 1) throws -> CompressionReport {
+                              recipe: String?, calibration: CalibrationStatistics? = nil, threadCount: Int = 1) throws -> CompressionReport {
         try report(original: original, compressed: compressed, input: input, output: output, recipe: recipe,
-                   threadCount: threadCount, alongside: nil)
+                   calibration: calibration, threadCount: threadCount, alongside: nil)
     }
 
     /// The report, with `alongside` (for `compress`: writing the output) run as the first work item: on
     /// one of the workers, while the others measure tensors, and that worker measures too once it is
     /// done. Its error comes before any problem of the report.
     static func report(original: Checkpoint, compressed: Checkpoint, input: String, output: String,
-                       recipe: String?, threadCount: Int, alongside: (() throws -> Void)?) throws -> CompressionReport {
+                       recipe: String?, calibration: CalibrationStatistics? = nil, threadCount: Int,
+                       alongside: (() throws -> Void)?) throws -> CompressionReport {
         let inputFormat: CheckpointFormat = ZstdCheckpoint.innerPath(of: input).path.hasSuffix(".gguf") ? .gguf : .safetensors
         let outputFormat: CheckpointFormat = ZstdCheckpoint.innerPath(of: output).path.hasSuffix(".gguf") ? .gguf : .safetensors
         let pairs = original.entries.map { before in (before, compressed[before.name]) }
@@ -42,7 +44,8 @@ public enum ReportBuilder {
                     let i = item - first
                     guard let after = pairs[i].1, after.shape.elementCount == pairs[i].0.shape.elementCount else { continue }
                     let perTensorThreads = pairs.count == 1 ? threadCount : 1
-                    results[i] = Result { try record(before: pairs[i].0, after: after, formats: (inputFormat, outputFormat), threadCount: perTensorThreads) }
+                    results[i] = Result { try record(before: pairs[i].0, after: after, formats: (inputFormat, outputFormat),
+                                                         calibration: calibration, threadCount: perTensorThreads) }
                 }
             }
         }
@@ -58,7 +61,16 @@ public enum ReportBuilder {
         return CompressionReport(version: ModelPressVersion.string, input: input, output: output, recipe: recipe, tensors: records)
     }
 
-    static func record(before: TensorEntry, after: TensorEntry, formats: (input: CheckpointFormat, output: CheckpointFormat), threadCount: Int) throws -> TensorRecord {
+    static func record(before: TensorEntry, after: TensorEntry, formats: (input: CheckpointFormat, output: CheckpointFormat),
+                       calibration: CalibrationStatistics? = nil, threadCount: Int) throws -> TensorRecord {
+        var record = try plainRecord(before: before, after: after, formats: formats, threadCount: threadCount)
+        if let calibration, record.relativeError.isFinite {
+            record.outputRelativeError = try outputRelativeError(before: before, after: after, statistics: calibration, threadCount: threadCount)
+        }
+        return record
+    }
+
+    static func plainRecord(before: TensorEntry, after: TensorEntry, formats: (input: CheckpointFormat, output: CheckpointFormat), threadCount: Int) throws -> TensorRecord {
         let inputDType = if case .dense(let t) = before.payload { t.dtype.rawValue } else { before.encodingName }
         let inputBytes = before.byteCount(in: formats.input), outputBytes = after.byteCount(in: formats.output)
         if let metrics = try streamedMetrics(before: before, after: after) {
@@ -73,6 +85,22 @@ public enum ReportBuilder {
         let metrics = try ErrorMetrics(original: x, reconstruction: y)
         return TensorRecord(name: before.name, shape: before.shape, inputDType: inputDType, encoding: after.encodingName,
                             inputByteCount: inputBytes, outputByteCount: outputBytes, metrics: metrics)
+    }
+
+    /// `tr(ΔW H ΔWᵀ) / tr(W H Wᵀ)` for a 2-D (or more) float weight that the statistics cover, with
+    /// the full `H` when the file has `<name>.hessian`, else its diagonal `E[x²]` (act_sq or an
+    /// imatrix); nil when they do not cover the tensor or its rows have another length.
+    static func outputRelativeError(before: TensorEntry, after: TensorEntry, statistics: CalibrationStatistics,
+                                    threadCount: Int) throws -> Double? {
+        guard before.shape.rank >= 2 else { return nil }
+        let columns = before.shape.columnCount, rows = before.shape.elementCount / max(columns, 1)
+        if let hessian = try statistics.hessian(for: before.name), hessian.count == columns * columns {
+            guard let x = try before.floatValues(threadCount: threadCount), let y = try after.floatValues(threadCount: threadCount) else { return nil }
+            return try ErrorMetrics.outputRelativeError(original: x, reconstruction: y, rows: rows, columns: columns, gram: hessian)
+        }
+        guard let diagonal = try statistics.activationSquares(for: before.name), diagonal.count == columns,
+              let x = try before.floatValues(threadCount: threadCount), let y = try after.floatValues(threadCount: threadCount) else { return nil }
+        return try ErrorMetrics.diagonalOutputRelativeError(original: x, reconstruction: y, rows: rows, columns: columns, activationSquares: diagonal)
     }
 
     /// The metrics of a dense float original against a dense float or quantized tensor, decoded and

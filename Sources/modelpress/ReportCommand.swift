@@ -17,13 +17,17 @@ struct ReportCommand: ParsableCommand {
     @Option(name: .shortAndLong, help: "Write the report here (.json, .csv or .md by extension).")
     var output: String
 
+    @Option(help: "Calibration statistics (safetensors act_sq/hessian or a llama.cpp imatrix): adds output_relative_error.")
+    var calibration: String?
+
     @Flag(help: "Print nothing on success.")
     var quiet = false
 
     func run() throws {
         try reportingErrors {
+            let statistics = try calibration.map { try CalibrationStatistics.load(path: $0) }
             let report = try ReportBuilder.report(original: CheckpointReader.open(path: original), compressed: CheckpointReader.open(path: compressed),
-                                                  input: original, output: compressed, recipe: nil)
+                                                  input: original, output: compressed, recipe: nil, calibration: statistics)
             try writeText(report.rendered(forPath: output), to: output)
             if !quiet { Console.standardOutput(report.renderSummary()) }
         }

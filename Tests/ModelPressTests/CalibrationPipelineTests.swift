@@ -119,3 +119,59 @@ final class WarningLog: @unchecked Sendable {
     func append(_ line: String) { lock.lock(); stored.append(line); lock.unlock() }
     var lines: [String] { lock.lock(); defer { lock.unlock() }; return stored }
 }
+
+@Suite("output_relative_error in reports")
+struct OutputErrorReportTests {
+    @Test("the report gives tr(ΔW H ΔWᵀ)/tr(W H Wᵀ): the full Hessian where the file has one, its diagonal otherwise, nothing for other tensors")
+    func outputError() throws {
+        let dir = try TemporaryDirectory(prefix: "report-output-error")
+        var rng = SeededGenerator(seed: 21)
+        let n = 256
+        // A symmetric positive definite H = A Aᵀ / n + 0.1 I for q_proj of layer 0; act_sq for up_proj of layer 1.
+        let a = (0..<(n * n)).map { _ in Float(rng.nextUnitDouble() * 2 - 1) }
+        var h = [Float](repeating: 0, count: n * n)
+        for i in 0..<n { for j in 0..<n {
+            var sum = 0.0
+            for k in 0..<n { sum += Double(a[i * n + k]) * Double(a[j * n + k]) }
+            h[i * n + j] = Float(sum / Double(n)) + (i == j ? 0.1 : 0)
+        } }
+        let diagonal = (0..<n).map { _ in Float(rng.nextUnitDouble() * 3 + 0.05) }
+        let q = "model.layers.0.self_attn.q_proj.weight", up = "model.layers.1.mlp.up_proj.weight"
+        try SafetensorsWriter.write(try Checkpoint(entries: [
+            TensorEntry(name: q + ".hessian", tensor: try DenseTensor(floats: h, shape: Shape([n, n]))),
+            TensorEntry(name: up + ".act_sq", tensor: try DenseTensor(floats: diagonal, shape: Shape([n]))),
+        ]), to: dir.url("stats.safetensors"))
+        let recipe = try dir.write(text: "quantize.int bits=4 granularity=channel\n", to: "r.recipe")
+        var pipeline = CompressionPipeline(inputPath: CompressionPipelineTests.pico, recipePath: recipe)
+        pipeline.calibrationPath = dir.url("stats.safetensors")
+        let report = try pipeline.compress(outputPath: dir.url("out.safetensors"))
+        let original = try CheckpointReader.open(path: CompressionPipelineTests.pico)
+        let written = try CheckpointReader.open(path: dir.url("out.safetensors"))
+        func values(_ c: Checkpoint, _ name: String) throws -> [Float] {
+            switch c[name]!.payload {
+            case .dense(let t): return try t.floats()
+            case .quantized(let t): return t.dequantized()
+            default: return []
+            }
+        }
+        // Independent Double computation.
+        for (name, full) in [(q, true), (up, false)] {
+            let w = try values(original, name), r = try values(written, name)
+            let rows = w.count / n
+            var signal = 0.0, noise = 0.0
+            for row in 0..<rows {
+                for i in 0..<n { for j in 0..<n where full || i == j {
+                    let hij = full ? Double(h[i * n + j]) : Double(diagonal[i])
+                    let wi = Double(w[row * n + i]), wj = Double(w[row * n + j])
+                    let ei = wi - Double(r[row * n + i]), ej = wj - Double(r[row * n + j])
+                    signal += wi * hij * wj
+                    noise += ei * hij * ej
+                } }
+            }
+            let expected = noise / signal
+            let actual = try #require(report.tensors.first { $0.name == name }?.outputRelativeError)
+            #expect(abs(actual - expected) <= 1e-4 * expected, "\(name): \(actual) vs \(expected)")
+        }
+        #expect(report.tensors.filter { $0.outputRelativeError != nil }.count == 2)
+    }
+}

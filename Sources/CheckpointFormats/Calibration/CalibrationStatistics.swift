@@ -43,6 +43,25 @@ public struct CalibrationStatistics: Sendable {
         return nil
     }
 
+    /// The full `E[x xᵀ]` of weight `name` (`<name>.hessian`, row-major `[in, in]`), or nil when the
+    /// file has none for it (imatrix files never do).
+    public func hessian(for name: String) throws -> [Float]? {
+        guard let tensors else { return nil }
+        for candidate in [name] + LlamaTensorNames.aliases(of: name) {
+            guard let entry = tensors[candidate + ".hessian"] else { continue }
+            guard case .dense(let t) = entry.payload, t.dtype.isConvertibleFloat, t.shape.rank == 2,
+                  t.shape.dimensions[0] == t.shape.dimensions[1] else {
+                throw CalibrationError(file: path, message: "'\(entry.name)' must be a square 2-D float tensor")
+            }
+            let values = try t.floats()
+            if let bad = values.firstIndex(where: { !$0.isFinite }) {
+                throw CalibrationError(file: path, message: "'\(entry.name)' holds a non-finite value (element \(bad))")
+            }
+            return values
+        }
+        return nil
+    }
+
     private func lookUp(_ name: String) throws -> [Float]? {
         if let importance { return importance[name] }
         guard let tensors else { return nil }
