@@ -46,20 +46,25 @@ public struct CalibrationStatistics: Sendable {
     /// The full `E[x xᵀ]` of weight `name` (`<name>.hessian`, row-major `[in, in]`), or nil when the
     /// file has none for it (imatrix files never do).
     public func hessian(for name: String) throws -> [Float]? {
-        guard let tensors else { return nil }
         for candidate in [name] + LlamaTensorNames.aliases(of: name) {
-            guard let entry = tensors[candidate + ".hessian"] else { continue }
-            guard case .dense(let t) = entry.payload, t.dtype.isConvertibleFloat, t.shape.rank == 2,
-                  t.shape.dimensions[0] == t.shape.dimensions[1] else {
-                throw CalibrationError(file: path, message: "'\(entry.name)' must be a square 2-D float tensor")
+            if let (values, _) = try storedHessian(candidate) {
+                if let bad = values.firstIndex(where: { !$0.isFinite }) {
+                    throw CalibrationError(file: path, message: "'\(candidate).hessian' holds a non-finite value (element \(bad))")
+                }
+                return values
             }
-            let values = try t.floats()
-            if let bad = values.firstIndex(where: { !$0.isFinite }) {
-                throw CalibrationError(file: path, message: "'\(entry.name)' holds a non-finite value (element \(bad))")
-            }
-            return values
         }
         return nil
+    }
+
+    /// `<name>.hessian` and its size, checked to be a square 2-D float tensor.
+    private func storedHessian(_ name: String) throws -> ([Float], Int)? {
+        guard let entry = tensors?[name + ".hessian"] else { return nil }
+        guard case .dense(let t) = entry.payload, t.dtype.isConvertibleFloat, t.shape.rank == 2,
+              t.shape.dimensions[0] == t.shape.dimensions[1] else {
+            throw CalibrationError(file: path, message: "'\(entry.name)' must be a square 2-D float tensor")
+        }
+        return (try t.floats(), t.shape.dimensions[0])
     }
 
     private func lookUp(_ name: String) throws -> [Float]? {
@@ -71,13 +76,7 @@ public struct CalibrationStatistics: Sendable {
             }
             return try t.floats()
         }
-        if let entry = tensors[name + ".hessian"] {
-            guard case .dense(let t) = entry.payload, t.dtype.isConvertibleFloat, t.shape.rank == 2,
-                  t.shape.dimensions[0] == t.shape.dimensions[1] else {
-                throw CalibrationError(file: path, message: "'\(entry.name)' must be a square 2-D float tensor")
-            }
-            let n = t.shape.dimensions[0]
-            let values = try t.floats()
+        if let (values, n) = try storedHessian(name) {
             return (0..<n).map { values[$0 * n + $0] }
         }
         return nil
