@@ -117,12 +117,15 @@ public struct IntegerQuantizer: Sendable, Equatable {
             guard a > 0 else { return nil }
             let levels = Float((1 << (bits - 1)) - 1)
             let z = Int32(1 << (bits - 1))
+            // A range of a few subnormal steps gives Δ = 0: the group is stored as all zero (|error| < 2e-43).
+            guard a / levels > 0 else { return nil }
             return Grid(scale: a / levels, zero: z, qmin: z - Int32(levels), qmax: z + Int32(levels))
         }
         let low = min(lo, 0), high = max(hi, 0)
         guard high > low else { return nil }
         let qmax = Int32((1 << bits) - 1)
         let scale = (high - low) / Float(qmax)
+        guard scale > 0 else { return nil }
         let z = Int32(max(0, min(Float(qmax), (-low / scale).rounded(.toNearestOrEven))))
         return Grid(scale: scale, zero: z, qmin: 0, qmax: qmax)
     }
@@ -135,10 +138,13 @@ public struct IntegerQuantizer: Sendable, Equatable {
         return rounded
     }
 
+    /// `clamp(rne(x/Δ) + z, qmin, qmax)`, computed as `rne(clamp(x/Δ, qmin − z, qmax − z)) + z` (the
+    /// same value, since the bounds are integers) so that an outlier far outside a clipped range
+    /// cannot overflow the integer conversion.
     @inline(__always)
     func encode(_ x: Float, _ grid: Grid) -> UInt8 {
-        let q = Int32((x / grid.scale).rounded(.toNearestOrEven)) + grid.zero
-        return UInt8(min(max(q, grid.qmin), grid.qmax))
+        let y = min(max(x / grid.scale, Float(grid.qmin - grid.zero)), Float(grid.qmax - grid.zero))
+        return UInt8(Int32(y.rounded(.toNearestOrEven)) + grid.zero)
     }
 
     /// The clipping range of one group.

@@ -210,3 +210,30 @@ struct IntegerQuantizerSIMDTests {
         }
     }
 }
+
+@Suite("IntegerQuantizer edge cases")
+struct IntegerQuantizerEdgeTests {
+    @Test("outliers far outside a clipped range saturate instead of overflowing; both paths agree",
+          arguments: [true, false])
+    func outliers(symmetric: Bool) {
+        var values = (0..<256).map { Float($0 % 17) * 0.01 - 0.08 }
+        values[3] = 3e30
+        values[200] = -3e30
+        let q = IntegerQuantizer(bits: 4, symmetric: symmetric, granularity: .tensor, clipping: .percentile(99))
+        let fast = q.quantize(values, shape: Shape([256]))
+        let reference = q.referenceQuantize(values, shape: Shape([256]))
+        #expect(fast == reference)
+        #expect(fast.codes[3] == 15, "the top code")
+        #expect(fast.codes[200] == (symmetric ? 1 : 0))
+    }
+
+    @Test("a group spanning a few subnormal steps is stored as zeros without crashing", arguments: [true, false])
+    func subnormal(symmetric: Bool) {
+        let values: [Float] = [1e-45, 0, -1e-45, 2e-45] + [Float](repeating: 0.5, count: 4)
+        let q = IntegerQuantizer(bits: 8, symmetric: symmetric, granularity: .group(4))
+        let fast = q.quantize(values, shape: Shape([2, 4]))
+        #expect(fast == q.referenceQuantize(values, shape: Shape([2, 4])))
+        #expect(fast.dequantized()[0..<4].allSatisfy { $0 == 0 })
+        #expect(abs(fast.dequantized()[5] - 0.5) <= fast.scales[1] / 2)
+    }
+}
