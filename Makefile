@@ -12,7 +12,8 @@ BIN := .build/release/modelpress
 .PHONY: demo test deps pydeps build release bench clean
 
 ## demo: install what is missing, build, compress a test model with a recipe and print the report,
-## then quantize it to Q4_K GGUF and dequantize it back, printing the summaries.
+## then quantize it to Q4_K GGUF and dequantize it back, printing the summaries, then store the BF16
+## model losslessly as .zst and restore it byte for byte.
 demo: deps release
 	@mkdir -p out
 	$(BIN) inspect $(DEMO_MODEL)
@@ -21,6 +22,9 @@ demo: deps release
 	$(BIN) inspect out/pico-llama-q4_k.gguf
 	$(BIN) convert out/pico-llama-q4_k.gguf -o out/pico-llama-q4_k-dequantized.safetensors --dtype bf16
 	$(BIN) inspect out/pico-llama-q4_k-dequantized.safetensors
+	$(BIN) compress TestModels/pico-llama-bf16 --recipe Recipes/lossless.recipe -o out/pico-llama-bf16.safetensors.zst
+	$(BIN) decompress out/pico-llama-bf16.safetensors.zst -o out/pico-llama-bf16-restored.safetensors
+	cmp out/pico-llama-bf16-restored.safetensors TestModels/pico-llama-bf16/model.safetensors && echo "lossless: restored byte for byte"
 
 ## test: install what is missing, then run every test (debug build).
 test: deps pydeps
