@@ -1,5 +1,6 @@
 import ArgumentParser
 import ModelPress
+import CheckpointFormats
 
 struct CheckCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -19,12 +20,23 @@ struct CheckCommand: ParsableCommand {
     @Option(help: "Calibration statistics to check against the recipe (replaces its calibration step).")
     var calibration: String?
 
+    @Flag(help: "Print the steps and the tensors each selects as JSON.")
+    var json = false
+
     func run() throws {
         try reportingErrors {
             var pipeline = CompressionPipeline(inputPath: input, recipePath: recipe, overrides: try parseOverrides(overrides))
             pipeline.calibrationPath = calibration
             pipeline.warning = { Console.standardError("warning: \(Console.printable($0))\n") }
             let steps = try pipeline.check()
+            if json {
+                let items: [JSONValue] = steps.map { step in
+                    .object([("step", .string(step.step)), ("location", .string(step.location.description)),
+                             ("tensors", .array(step.tensors.map { .string($0) }))])
+                }
+                Console.standardOutput(JSONWriter.pretty(.object([("ok", .bool(true)), ("steps", .array(items))])) + "\n")
+                return
+            }
             for step in steps {
                 Console.standardOutput("\(step.location): \(step.step) selects \(step.tensors.count) tensor(s)\n")
                 for name in step.tensors { Console.standardOutput("  \(name)\n") }

@@ -18,6 +18,9 @@ struct DecompressCommand: ParsableCommand {
     @Option(help: "dtype of the reconstructed tensors: f32 (default), f16 or bf16. Never-compressed tensors keep their dtype unless this is given.")
     var dtype: String?
 
+    @Flag(help: "Print what was written as JSON (the output's inspect summary).")
+    var json = false
+
     @Flag(help: "Print nothing on success.")
     var quiet = false
 
@@ -30,7 +33,9 @@ struct DecompressCommand: ParsableCommand {
                    try CheckpointReader.open(path: input).entries.allSatisfy({ if case .dense = $0.payload { true } else { false } }) {
                     try UsageError.refuseOverwriting(input: input, output: output)
                     try ZstdCheckpoint.extract(path: input, to: output)
-                    if !quiet { Console.standardOutput("wrote \(output): the original \(inner) file, byte for byte\n") }
+                    if json { Console.standardOutput(try CheckpointSummary(path: output).renderJSON()) } else if !quiet {
+                        Console.standardOutput("wrote \(output): the original \(inner) file, byte for byte\n")
+                    }
                     return
                 }
             }
@@ -42,7 +47,9 @@ struct DecompressCommand: ParsableCommand {
             }
             var conversion = try CheckpointConversion(inputPath: input, outputPath: output, options: options)
             let summary = try conversion.run()
-            if !quiet { Console.standardOutput("wrote \(output): \(summary.rows.count) tensors, \(summary.parameterCount) parameters, \(summary.byteCount) bytes\n") }
+            if json { Console.standardOutput(summary.renderJSON()) } else if !quiet {
+                Console.standardOutput("wrote \(output): \(summary.rows.count) tensors, \(summary.parameterCount) parameters, \(summary.byteCount) bytes\n")
+            }
         }
     }
 }

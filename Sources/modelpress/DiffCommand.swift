@@ -21,9 +21,12 @@ struct DiffCommand: ParsableCommand {
     @Option(help: "table, json, csv or md.")
     var format: String = "table"
 
+    @Flag(help: "The same as --format json.")
+    var json = false
+
     func run() throws {
         try reportingErrors {
-            guard let style = ReportDiff.Format(rawValue: format) else { throw UsageError("--format must be table, json, csv or md (got \(format))") }
+            guard let style = ReportDiff.Format(rawValue: json ? "json" : format) else { throw UsageError("--format must be table, json, csv or md (got \(format))") }
             if SweepDiff.isSweep(reportA) || SweepDiff.isSweep(reportB) {
                 guard SweepDiff.isSweep(reportA) && SweepDiff.isSweep(reportB) else { throw UsageError("diff compares two reports or two sweep folders") }
                 let diff = try SweepDiff(reportA, reportB)

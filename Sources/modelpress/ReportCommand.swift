@@ -20,6 +20,9 @@ struct ReportCommand: ParsableCommand {
     @Option(help: "Calibration statistics (safetensors act_sq/hessian or a llama.cpp imatrix): adds output_relative_error.")
     var calibration: String?
 
+    @Flag(help: "Print the report as JSON instead of the summary.")
+    var json = false
+
     @Flag(help: "Print nothing on success.")
     var quiet = false
 
@@ -29,7 +32,7 @@ struct ReportCommand: ParsableCommand {
             let report = try ReportBuilder.report(original: CheckpointReader.open(path: original), compressed: CheckpointReader.open(path: compressed),
                                                   input: original, output: compressed, recipe: nil, calibration: statistics)
             try writeText(report.rendered(forPath: output), to: output)
-            if !quiet { Console.standardOutput(report.renderSummary()) }
+            if json { Console.standardOutput(report.renderJSON()) } else if !quiet { Console.standardOutput(report.renderSummary()) }
         }
     }
 }
