@@ -45,10 +45,16 @@ public struct CompressionPipeline: Sendable {
         let recipe = try RecipeParser.parse(path: recipePath, overrides: overrides)
         let manifest = CheckpointManifest(checkpoint)
         let bound = try registry.bindRecipe(recipe, manifest: manifest)
-        guard let path = calibrationPath ?? bound.directives.calibration?.path else { return (checkpoint, bound, nil) }
+        guard let path = calibrationPath ?? bound.directives.calibration?.path else {
+            let needing = bound.steps.filter { $0.pass.requiresCalibration }
+            if !needing.isEmpty {
+                throw RecipeDiagnostics(needing.map { RecipeDiagnostic($0.location, "\(type(of: $0.pass).name) needs calibration statistics: add a 'calibration stats=FILE' step or --calibration FILE") })
+            }
+            return (checkpoint, bound, nil)
+        }
         let statistics = try CalibrationStatistics.load(path: path)
         var problems: [RecipeDiagnostic] = []
-        for step in bound.steps where type(of: step.pass).usesCalibration {
+        for step in bound.steps where type(of: step.pass).usesCalibration || step.pass.requiresCalibration {
             for i in step.selected {
                 let entry = manifest.entries[i]
                 if let problem = step.pass.calibrationProblem(with: entry, statistics: statistics) {

@@ -16,6 +16,9 @@ public protocol CompressionPass: Sendable {
     static var summary: String { get }
     /// True when the pass reads calibration statistics (the pipeline warns about weights they miss).
     static var usesCalibration: Bool { get }
+    /// True when this configured pass cannot run without calibration statistics (the pipeline
+    /// stops before reading any weight when none are given). Default: false.
+    var requiresCalibration: Bool { get }
     /// The selection when a step gives no `targets=` (by tensor name and rank).
     static func selectsByDefault(name: String, rank: Int) -> Bool
     init(options: Options)
@@ -64,6 +67,7 @@ public struct PassError: Error, Equatable, Sendable, CustomStringConvertible, In
 
 extension CompressionPass {
     public static var usesCalibration: Bool { false }
+    public var requiresCalibration: Bool { false }
 
     public func calibrationProblem(with entry: CheckpointManifest.Entry, statistics: CalibrationStatistics) -> String? { nil }
 

@@ -4,6 +4,7 @@ import TensorCore
 import CheckpointFormats
 import Recipes
 import Passes
+import Reports
 @testable import ModelPress
 import TestSupport
 
@@ -173,5 +174,87 @@ struct OutputErrorReportTests {
             #expect(abs(actual - expected) <= 1e-4 * expected, "\(name): \(actual) vs \(expected)")
         }
         #expect(report.tensors.filter { $0.outputRelativeError != nil }.count == 2)
+    }
+}
+
+@Suite("GPTQ in the pipeline")
+struct GPTQPipelineTests {
+    /// Statistics for every linear weight of pico-llama: full Hessians of correlated synthetic
+    /// inputs (H = XᵀX / T, one X per input width), and their diagonals as act_sq.
+    static func statistics(in dir: TemporaryDirectory, full: Bool) throws -> String {
+        let original = try CheckpointReader.open(path: CompressionPipelineTests.pico)
+        var byWidth: [Int: [Float]] = [:]
+        var entries: [TensorEntry] = []
+        for entry in original.entries where entry.shape.rank == 2 && entry.name.hasSuffix("proj.weight") {
+            let n = entry.shape.columnCount
+            if byWidth[n] == nil {
+                var rng = SeededGenerator(seed: UInt64(n))
+                let tokens = 2 * n
+                let z = rng.gaussianFloats(count: tokens * n)
+                let mix = rng.gaussianFloats(count: n * n, standardDeviation: 1 / Float(n).squareRoot())
+                var x = [Float](repeating: 0, count: tokens * n)
+                BLAS.gemm(.none, .none, m: tokens, n: n, k: n, a: z, lda: n, b: mix, ldb: n, c: &x, ldc: n)
+                for t in 0..<tokens { for j in 0..<n { x[t * n + j] *= 1 + Float(j % 5) } }
+                var h = [Float](repeating: 0, count: n * n)
+                BLAS.gemm(.transposed, .none, m: n, n: n, k: tokens, alpha: 1 / Float(tokens), a: x, lda: n, b: x, ldb: n, c: &h, ldc: n)
+                byWidth[n] = h
+            }
+            let h = byWidth[n]!
+            if full {
+                entries.append(TensorEntry(name: entry.name + ".hessian", tensor: try DenseTensor(floats: h, shape: Shape([n, n]))))
+            } else {
+                entries.append(TensorEntry(name: entry.name + ".act_sq", tensor: try DenseTensor(floats: (0..<n).map { h[$0 * n + $0] }, shape: Shape([n]))))
+            }
+        }
+        let path = dir.url(full ? "hessians.safetensors" : "act_sq.safetensors")
+        try SafetensorsWriter.write(try Checkpoint(entries: entries), to: path)
+        return path
+    }
+
+    @Test("method=gptq lowers every layer's output error against round-to-nearest at the same bits")
+    func gptqBeatsRTN() throws {
+        let dir = try TemporaryDirectory(prefix: "gptq")
+        let stats = try Self.statistics(in: dir, full: true)
+        var reports: [String: CompressionReport] = [:]
+        for method in ["rtn", "gptq"] {
+            let recipe = try dir.write(text: "quantize.int bits=4 granularity=group:64 symmetric=false method=\(method) targets=\"*proj.weight\"\n", to: "\(method).recipe")
+            var pipeline = CompressionPipeline(inputPath: CompressionPipelineTests.pico, recipePath: recipe)
+            pipeline.calibrationPath = stats
+            reports[method] = try pipeline.compress(outputPath: dir.url("\(method).safetensors"))
+        }
+        let rtn = reports["rtn"]!, gptq = reports["gptq"]!
+        #expect(rtn.totals.outputByteCount == gptq.totals.outputByteCount, "equal real bits per weight")
+        var compared = 0
+        for (a, b) in zip(rtn.tensors, gptq.tensors) where a.outputRelativeError != nil {
+            #expect(b.outputRelativeError! < 0.9 * a.outputRelativeError!, "\(a.name): GPTQ \(b.outputRelativeError!) vs RTN \(a.outputRelativeError!)")
+            compared += 1
+        }
+        #expect(compared == 14)
+    }
+
+    @Test("GPTQ without statistics, or with only diagonals, stops before reading weights unless hessian=diagonal")
+    func needsHessian() throws {
+        let dir = try TemporaryDirectory(prefix: "gptq-needs")
+        let recipe = try dir.write(text: "quantize.int bits=4 method=gptq targets=\"*q_proj.weight\"\n", to: "r.recipe")
+        #expect(throws: RecipeDiagnostics([RecipeDiagnostic(SourceLocation(file: recipe, line: 1, column: 1),
+            "quantize.int needs calibration statistics: add a 'calibration stats=FILE' step or --calibration FILE")])) {
+            _ = try CompressionPipeline(inputPath: CompressionPipelineTests.pico, recipePath: recipe).compress(outputPath: dir.url("o.safetensors"))
+        }
+        let diagonal = try Self.statistics(in: dir, full: false)
+        var pipeline = CompressionPipeline(inputPath: CompressionPipelineTests.pico, recipePath: recipe)
+        pipeline.calibrationPath = diagonal
+        do {
+            _ = try pipeline.compress(outputPath: dir.url("o.safetensors"))
+            Issue.record("no error")
+        } catch let error as RecipeDiagnostics {
+            #expect(error.diagnostics.count == 2)
+            #expect(error.diagnostics[0].message.contains("has only the diagonal of its Hessian"))
+        }
+        let allowed = try dir.write(text: "quantize.int bits=4 method=gptq hessian=diagonal targets=\"*q_proj.weight\"\n", to: "d.recipe")
+        var diagonalPipeline = CompressionPipeline(inputPath: CompressionPipelineTests.pico, recipePath: allowed)
+        diagonalPipeline.calibrationPath = diagonal
+        let report = try diagonalPipeline.compress(outputPath: dir.url("d.safetensors"))
+        #expect(report.tensors.filter { ($0.outputRelativeError ?? 0) > 0 }.map(\.name)
+                == ["model.layers.0.self_attn.q_proj.weight", "model.layers.1.self_attn.q_proj.weight"])
     }
 }

@@ -94,7 +94,7 @@ struct PassRegistryTests {
     func describe() {
         let descriptions = PassRegistry.builtIn.describe()
         #expect(descriptions.map(\.name) == ["quantize.int", "quantize.nf4", "quantize.fp8", "quantize.ggml", "cast"])
-        #expect(descriptions[0].options.map(\.key) == ["bits", "symmetric", "granularity", "clipping"])
+        #expect(descriptions[0].options.map(\.key) == ["bits", "symmetric", "granularity", "clipping", "method", "block", "damp", "act_order", "hessian"])
         #expect(descriptions[0].options[0].defaultValue == "8")
         #expect(descriptions.allSatisfy { !$0.summary.isEmpty })
     }

@@ -10,6 +10,11 @@ import Recipes
 /// ```
 /// Options: `bits` 2–8; `granularity` tensor | channel | group:N (N divides every selected row);
 /// `symmetric`; `clipping` minmax | mse | percentile:P. Already-zero weights stay exactly zero.
+///
+/// `method=gptq` compensates each column's rounding error on the columns not yet quantized, using
+/// each weight's input Hessian from the calibration statistics (see `GPTQQuantizer`; `block=`,
+/// `damp=`, `act_order=`). It needs a full Hessian (`<weight>.hessian`) unless `hessian=diagonal`
+/// allows the diagonal (`act_sq` or an imatrix), and uses min/max grids (`clipping` must stay minmax).
 /// Memory: the codes (one byte per weight); F16/BF16 inputs also take one float copy of the tensor.
 public struct IntegerQuantization: CompressionPass {
     public static let name = "quantize.int"
@@ -17,6 +22,10 @@ public struct IntegerQuantization: CompressionPass {
 
     public struct Options: PassOptions {
         public var quantizer: IntegerQuantizer
+        /// Set for `method=gptq`.
+        public var gptq: GPTQQuantizer?
+        /// `hessian=diagonal`: GPTQ may use the diagonal when the statistics have no full Hessian.
+        public var allowsDiagonal = false
 
         public init(reading reader: inout OptionReader) {
             let bits = reader.int("bits", default: 8, in: 2...8, help: "bit width of the codes")
@@ -24,6 +33,16 @@ public struct IntegerQuantization: CompressionPass {
             let granularity = IntegerQuantization.granularity(reader.text("granularity", help: "tensor | channel | group:N (default channel)"), reader: &reader)
             let clipping = IntegerQuantization.clipping(reader.text("clipping", help: "minmax | mse | percentile:P (default minmax)"), reader: &reader)
             quantizer = IntegerQuantizer(bits: bits, symmetric: symmetric, granularity: granularity, clipping: clipping)
+            let method = reader.choice("method", default: "rtn", from: ["rtn", "gptq"], help: "rtn: round to nearest; gptq: error compensation with the calibration Hessian")
+            let block = reader.int("block", default: 128, in: 1...65536, help: "gptq: columns per lazy-update block")
+            let damp = reader.double("damp", default: 0.01, in: 0...1, help: "gptq: damping, a fraction of mean(diag H)")
+            let actOrder = reader.bool("act_order", default: false, help: "gptq: quantize columns by decreasing H_jj")
+            let hessian = reader.choice("hessian", default: "full", from: ["full", "diagonal"], help: "gptq: diagonal allows act_sq/imatrix statistics")
+            if method == "gptq" {
+                if clipping != .minMax { reader.report("clipping", "method=gptq uses min/max grids; remove clipping=") }
+                gptq = GPTQQuantizer(bits: bits, symmetric: symmetric, granularity: granularity, blockSize: block, damping: damp, actOrder: actOrder)
+                allowsDiagonal = hessian == "diagonal"
+            }
         }
     }
 
@@ -31,6 +50,27 @@ public struct IntegerQuantization: CompressionPass {
     public init(options: Options) { self.options = options }
 
     public static func selectsByDefault(name: String, rank: Int) -> Bool { isWeightMatrix(name: name, rank: rank) }
+
+    public var requiresCalibration: Bool { options.gptq != nil }
+
+    public func calibrationProblem(with entry: CheckpointManifest.Entry, statistics: CalibrationStatistics) -> String? {
+        guard options.gptq != nil else { return nil }
+        let columns = entry.shape.columnCount
+        do {
+            if let h = try statistics.hessian(for: entry.name) {
+                return h.count == columns * columns ? nil : "\(statistics.path) has a Hessian of \(h.count) values for rows of \(columns)"
+            }
+            guard let d = try statistics.activationSquares(for: entry.name) else {
+                return "\(statistics.path) has no statistics for it; GPTQ needs its input Hessian"
+            }
+            guard options.allowsDiagonal else {
+                return "\(statistics.path) has only the diagonal of its Hessian (act_sq or imatrix); GPTQ needs the full one (add hessian=diagonal to use the diagonal)"
+            }
+            return d.count == columns ? nil : "\(statistics.path) has \(d.count) statistics for rows of \(columns)"
+        } catch {
+            return "\(error)"
+        }
+    }
 
     public func problem(with entry: CheckpointManifest.Entry) -> String? {
         guard let dtype = entry.dtype, dtype.isConvertibleFloat else { return "expects a dense float tensor, found \(entry.encoding)" }
@@ -42,6 +82,28 @@ public struct IntegerQuantization: CompressionPass {
     public func apply(to entry: inout TensorEntry, context: PassContext) throws {
         guard case .dense(let tensor) = entry.payload, tensor.dtype.isConvertibleFloat else {
             _ = try Self.finiteValues(of: entry)   // throws "expects a dense float tensor"
+            return
+        }
+        if let gptq = options.gptq {
+            let values = try Self.finiteValues(of: entry)
+            guard let statistics = context.calibration else {
+                throw PassError(pass: Self.name, tensor: entry.name, message: "method=gptq needs calibration statistics")
+            }
+            let n = entry.shape.columnCount
+            var hessian = try statistics.hessian(for: entry.name)
+            if hessian == nil, options.allowsDiagonal, let d = try statistics.activationSquares(for: entry.name) {
+                var h = [Float](repeating: 0, count: n * n)
+                for j in 0..<min(n, d.count) { h[j * n + j] = d[j] }
+                hessian = h
+            }
+            guard let hessian, hessian.count == n * n else {
+                throw PassError(pass: Self.name, tensor: entry.name, message: "no usable Hessian in \(statistics.path)")
+            }
+            do {
+                entry.payload = .quantized(try gptq.quantize(values, shape: entry.shape, hessian: hessian))
+            } catch {
+                throw PassError(pass: Self.name, tensor: entry.name, message: "GPTQ: \(error) (even with 10000x the damping)")
+            }
             return
         }
         let quantizer = options.quantizer, shape = entry.shape, threads = context.threadCount

@@ -1,0 +1,167 @@
+import TensorCore
+
+/// GPTQ: integer quantization of a weight `W [rows, columns]` column by column, each column's
+/// rounding error compensated on the columns not yet quantized, using the inputs' Gram matrix
+/// `H = E[x xᵀ] [columns, columns]` (algorithms.md §2.1; Frantar et al. 2022).
+///
+/// With `U` the upper Cholesky factor of `(H + λ·mean(diag H)·I)⁻¹` (`H⁻¹ = Uᵀ U`), for each column
+/// `j` in processing order: `q_j = quant(w_j)`, `err_j = (w_j − q_j) / U_jj`,
+/// `W[:, j+1:] −= err_j ⊗ U[j, j+1:]`. Columns are processed in blocks of `blockSize`: inside a block
+/// the updates are rank-1, and the rest of the matrix gets one GEMM per block (the same result).
+/// - Grids: per channel, each row's grid comes from the original row (as GPTQ's `find_params` on
+///   the whole row); with `group:N` and natural order, a group's grid is fitted on the current,
+///   already-updated columns when its first column comes up ("dynamic groups"); with act-order and
+///   groups, every group is fitted on the original weights first ("static groups"), so groups stay
+///   contiguous in the natural column order and the format needs no `g_idx`.
+/// - Act-order: columns are processed by decreasing `H_jj`; codes are stored in natural order.
+/// - Dead inputs (`H_jj = 0`): `H_jj` is set to 1, so those columns are rounded to nearest without
+///   spreading error (GPTQ zeroes them; we keep them).
+/// - A damping that does not make the matrix positive definite is raised ×10, up to 4 times.
+/// Scales are stored as FP16 when they are normal FP16 numbers (the codes use the stored scale).
+public struct GPTQQuantizer: Sendable {
+    public let grid: IntegerQuantizer
+    public let blockSize: Int
+    public let damping: Double
+    public let actOrder: Bool
+
+    public init(bits: Int, symmetric: Bool, granularity: QuantizedTensor.Granularity, blockSize: Int = 128,
+                damping: Double = 0.01, actOrder: Bool = false) {
+        grid = IntegerQuantizer(bits: bits, symmetric: symmetric, granularity: granularity)
+        self.blockSize = blockSize
+        self.damping = damping
+        self.actOrder = actOrder
+    }
+
+    /// Quantizes `values` (row-major `[rows, columns]`, finite) with the Gram matrix `hessian`
+    /// (row-major `[columns, columns]`, symmetric positive semi-definite).
+    public func quantize(_ values: [Float], shape: Shape, hessian: [Float]) throws(LinalgError) -> QuantizedTensor {
+        let rows = shape.rowCount, columns = shape.columnCount
+        precondition(values.count == rows * columns && hessian.count == columns * columns, "GPTQ: sizes do not fit")
+        let n = columns
+        // Processing order.
+        let diagonal = (0..<n).map { hessian[$0 * n + $0] }
+        let order: [Int] = actOrder ? (0..<n).sorted { diagonal[$0] > diagonal[$1] || (diagonal[$0] == diagonal[$1] && $0 < $1) } : Array(0..<n)
+        // W and H in processing order.
+        var w = [Float](repeating: 0, count: rows * n)
+        for r in 0..<rows { for (p, c) in order.enumerated() { w[r * n + p] = values[r * n + c] } }
+        var h = [Float](repeating: 0, count: n * n)
+        for (pi, i) in order.enumerated() { for (pj, j) in order.enumerated() { h[pi * n + pj] = hessian[i * n + j] } }
+        for j in 0..<n where h[j * n + j] == 0 { h[j * n + j] = 1 }
+        let u = try upperFactorOfInverse(h, n: n)
+
+        // Grids: one per (row, group) in natural order.
+        let groupSize = grid.granularity == .tensor ? rows * n : (grid.granularity == .channel ? n : { if case .group(let g) = grid.granularity { return g }; return n }())
+        let groupsPerRow = grid.granularity == .tensor ? 1 : n / groupSize
+        let groupCount = grid.granularity == .tensor ? 1 : rows * groupsPerRow
+        var scales = [Float](repeating: 1, count: groupCount)
+        var zeros = [Int32](repeating: symmetric ? Int32(1 << (grid.bits - 1)) : 0, count: groupCount)
+        var grids = [IntegerQuantizer.Grid?](repeating: nil, count: groupCount)
+        func fit(_ g: Int, _ slice: [Float]) {
+            var lo = Float.infinity, hi = -Float.infinity
+            for v in slice { lo = min(lo, v); hi = max(hi, v) }
+            guard var fitted = grid.grid(lo: lo, hi: hi) else { grids[g] = nil; return }
+            if let half = IntegerQuantizer.halfRounded(fitted.scale) { fitted.scale = half }
+            grids[g] = fitted
+            scales[g] = fitted.scale
+            zeros[g] = fitted.zero
+        }
+        let dynamicGroups: Bool
+        switch grid.granularity {
+        case .tensor:
+            fit(0, values)
+            dynamicGroups = false
+        case .channel:
+            for r in 0..<rows { fit(r, Array(values[(r * n)..<((r + 1) * n)])) }
+            dynamicGroups = false
+        case .group:
+            dynamicGroups = !actOrder
+            if actOrder {
+                for r in 0..<rows { for g in 0..<groupsPerRow { fit(r * groupsPerRow + g, Array(values[(r * n + g * groupSize)..<(r * n + (g + 1) * groupSize)])) } }
+            }
+        }
+        func groupIndex(row: Int, column natural: Int) -> Int {
+            switch grid.granularity {
+            case .tensor: 0
+            case .channel: row
+            case .group: row * groupsPerRow + natural / groupSize
+            }
+        }
+
+        var codes = [UInt8](repeating: 0, count: rows * n)
+        var errors = [Float](repeating: 0, count: rows * blockSize)
+        for start in stride(from: 0, to: n, by: blockSize) {
+            let end = min(start + blockSize, n), width = end - start
+            for j in start..<end {
+                let natural = order[j]
+                if dynamicGroups && natural % groupSize == 0 {
+                    // Fit the group on the current (updated) weights of its columns (contiguous here).
+                    for r in 0..<rows { fit(groupIndex(row: r, column: natural), Array(w[(r * n + j)..<(r * n + j + groupSize)])) }
+                }
+                let ujj = u[j * n + j]
+                for r in 0..<rows {
+                    let g = groupIndex(row: r, column: natural)
+                    let x = w[r * n + j]
+                    let code: UInt8, q: Float
+                    if let fitted = grids[g] {
+                        code = grid.encode(x, fitted)
+                        q = fitted.scale * Float(Int32(code) - fitted.zero)
+                    } else {
+                        code = UInt8(zeros[g])
+                        q = 0
+                    }
+                    codes[r * n + natural] = code
+                    let err = (x - q) / ujj
+                    errors[r * blockSize + (j - start)] = err
+                    // Update the rest of the block.
+                    var k = j + 1
+                    while k < end {
+                        w[r * n + k] -= err * u[j * n + k]
+                        k += 1
+                    }
+                }
+            }
+            // W[:, end:] -= E[:, 0..<width] · U[start..<end, end..<n]
+            if end < n {
+                errors.withUnsafeBufferPointer { e in
+                    u.withUnsafeBufferPointer { uu in
+                        w.withUnsafeMutableBufferPointer { ww in
+                            BLAS.gemm(.none, .none, m: rows, n: n - end, k: width, alpha: -1,
+                                      a: e.baseAddress!, lda: blockSize, b: uu.baseAddress! + start * n + end, ldb: n,
+                                      beta: 1, c: ww.baseAddress! + end, ldc: n)
+                        }
+                    }
+                }
+            }
+        }
+        return QuantizedTensor(shape: shape, bits: grid.bits, symmetric: symmetric, granularity: grid.granularity,
+                               codes: codes, scales: scales, zeroPoints: zeros)
+    }
+
+    var symmetric: Bool { grid.symmetric }
+
+    /// `U` with `(H + λ·mean(diag H)·I)⁻¹ = Uᵀ U`, λ raised ×10 (up to 4 times) while not positive definite.
+    func upperFactorOfInverse(_ h: [Float], n: Int) throws(LinalgError) -> [Float] {
+        var mean = 0.0
+        for j in 0..<n { mean += Double(h[j * n + j]) }
+        mean /= Double(max(n, 1))
+        var lambda = damping
+        var attempt = 0
+        while true {
+            var a = h
+            for j in 0..<n { a[j * n + j] += Float(lambda * mean) }
+            do {
+                try a.withUnsafeMutableBufferPointer { (p) throws(LinalgError) in
+                    try LAPACK.choleskyFactor(.upper, n: n, a: p.baseAddress!, lda: n)
+                    try LAPACK.choleskyInverse(.upper, n: n, a: p.baseAddress!, lda: n)
+                    try LAPACK.choleskyFactor(.upper, n: n, a: p.baseAddress!, lda: n)
+                }
+                for i in 0..<n { for j in 0..<i { a[i * n + j] = 0 } }
+                return a
+            } catch {
+                attempt += 1
+                if attempt > 4 { throw error }
+                lambda *= 10
+            }
+        }
+    }
+}
