@@ -2,7 +2,8 @@
 // Benchmarks: read (safetensors read throughput against a plain memory copy);
 // gguf (F32 GGUF -> quantized GGUF, file to file; options in GGUFQuantizeBenchmark.swift);
 // int (quantize.int bits=8 granularity=channel: kernel and compress end to end; options in IntQuantizeBenchmark.swift);
-// zstd (lossless .zst archives against the zstd tool).
+// zstd (lossless .zst archives against the zstd tool);
+// gptq (GPTQ on a 4096 x 4096 layer against the sgemm time of the same FLOPs).
 import Foundation
 
 var arguments = Array(CommandLine.arguments.dropFirst())
@@ -23,8 +24,9 @@ for name in selected {
     case "gguf": try GGUFQuantizeBenchmark(directory: directory, options: ggufOptions).run()
     case "int": try IntQuantizeBenchmark(directory: directory, options: intOptions).run()
     case "zstd": try ZstdBenchmark(directory: directory).run()
+    case "gptq": try GPTQBenchmark(n: 4096).run()
     default:
-        FileHandle.standardError.write("unknown benchmark '\(name)' (known: read, gguf, int, zstd)\n".data(using: .utf8)!)
+        FileHandle.standardError.write("unknown benchmark '\(name)' (known: read, gguf, int, zstd, gptq)\n".data(using: .utf8)!)
         exit(64)
     }
 }

@@ -34,7 +34,7 @@ public struct GPTQQuantizer: Sendable {
 
     /// Quantizes `values` (row-major `[rows, columns]`, finite) with the Gram matrix `hessian`
     /// (row-major `[columns, columns]`, symmetric positive semi-definite).
-    public func quantize(_ values: [Float], shape: Shape, hessian: [Float]) throws(LinalgError) -> QuantizedTensor {
+    public func quantize(_ values: [Float], shape: Shape, hessian: [Float], threadCount: Int = 1) throws(LinalgError) -> QuantizedTensor {
         let rows = shape.rowCount, columns = shape.columnCount
         precondition(values.count == rows * columns && hessian.count == columns * columns, "GPTQ: sizes do not fit")
         let n = columns
@@ -79,44 +79,30 @@ public struct GPTQQuantizer: Sendable {
                 for r in 0..<rows { for g in 0..<groupsPerRow { fit(r * groupsPerRow + g, Array(values[(r * n + g * groupSize)..<(r * n + (g + 1) * groupSize)])) } }
             }
         }
-        func groupIndex(row: Int, column natural: Int) -> Int {
-            switch grid.granularity {
-            case .tensor: 0
-            case .channel: row
-            case .group: row * groupsPerRow + natural / groupSize
-            }
-        }
 
         var codes = [UInt8](repeating: 0, count: rows * n)
         var errors = [Float](repeating: 0, count: rows * blockSize)
         for start in stride(from: 0, to: n, by: blockSize) {
             let end = min(start + blockSize, n), width = end - start
-            for j in start..<end {
-                let natural = order[j]
-                if dynamicGroups && natural % groupSize == 0 {
-                    // Fit the group on the current (updated) weights of its columns (contiguous here).
-                    for r in 0..<rows { fit(groupIndex(row: r, column: natural), Array(w[(r * n + j)..<(r * n + j + groupSize)])) }
-                }
-                let ujj = u[j * n + j]
-                for r in 0..<rows {
-                    let g = groupIndex(row: r, column: natural)
-                    let x = w[r * n + j]
-                    let code: UInt8, q: Float
-                    if let fitted = grids[g] {
-                        code = grid.encode(x, fitted)
-                        q = fitted.scale * Float(Int32(code) - fitted.zero)
-                    } else {
-                        code = UInt8(zeros[g])
-                        q = 0
-                    }
-                    codes[r * n + natural] = code
-                    let err = (x - q) / ujj
-                    errors[r * blockSize + (j - start)] = err
-                    // Update the rest of the block.
-                    var k = j + 1
-                    while k < end {
-                        w[r * n + k] -= err * u[j * n + k]
-                        k += 1
+            // Rows are independent inside a block: each worker takes whole rows (disjoint writes), so
+            // the result does not depend on the thread count.
+            w.withUnsafeMutableBufferPointer { wBuffer in
+                codes.withUnsafeMutableBufferPointer { codeBuffer in
+                    errors.withUnsafeMutableBufferPointer { errorBuffer in
+                        scales.withUnsafeMutableBufferPointer { scaleBuffer in
+                            zeros.withUnsafeMutableBufferPointer { zeroBuffer in
+                                grids.withUnsafeMutableBufferPointer { gridBuffer in
+                                    let box = GPTQBuffers(w: wBuffer, codes: codeBuffer, errors: errorBuffer, scales: scaleBuffer,
+                                                          zeros: zeroBuffer, grids: gridBuffer)
+                                    ParallelLoop.forEachRange(count: rows, threadCount: threadCount) { rowRange in
+                                        for r in rowRange {
+                                            quantizeBlockRow(r, start: start, end: end, n: n, order: order, u: u, dynamicGroups: dynamicGroups,
+                                                             groupSize: groupSize, groupsPerRow: groupsPerRow, box: box)
+                                        }
+                                    }
+                                }
+                            }
+                        }
                     }
                 }
             }
@@ -138,6 +124,53 @@ public struct GPTQQuantizer: Sendable {
     }
 
     var symmetric: Bool { grid.symmetric }
+
+    /// Row `r` of one block: for each column `j` in `start..<end` (processing order), fit the row's
+    /// group when it starts there (dynamic groups), quantize, and push the error onto the block's
+    /// later columns of the row.
+    private func quantizeBlockRow(_ r: Int, start: Int, end: Int, n: Int, order: [Int], u: [Float], dynamicGroups: Bool,
+                                  groupSize: Int, groupsPerRow: Int, box: GPTQBuffers) {
+        let w = box.w, blockSize = self.blockSize
+        for j in start..<end {
+            let natural = order[j]
+            let g: Int = switch grid.granularity {
+            case .tensor: 0
+            case .channel: r
+            case .group: r * groupsPerRow + natural / groupSize
+            }
+            if dynamicGroups && natural % groupSize == 0 {
+                var lo = Float.infinity, hi = -Float.infinity
+                for k in j..<(j + groupSize) { lo = min(lo, w[r * n + k]); hi = max(hi, w[r * n + k]) }
+                if var fitted = grid.grid(lo: lo, hi: hi) {
+                    if let half = IntegerQuantizer.halfRounded(fitted.scale) { fitted.scale = half }
+                    box.grids[g] = fitted
+                    box.scales[g] = fitted.scale
+                    box.zeros[g] = fitted.zero
+                } else {
+                    box.grids[g] = nil
+                }
+            }
+            let x = w[r * n + j]
+            let code: UInt8, q: Float
+            if let fitted = box.grids[g] {
+                code = grid.encode(x, fitted)
+                q = fitted.scale * Float(Int32(code) - fitted.zero)
+            } else {
+                code = UInt8(box.zeros[g])
+                q = 0
+            }
+            box.codes[r * n + natural] = code
+            let err = (x - q) / u[j * n + j]
+            box.errors[r * blockSize + (j - start)] = err
+            u.withUnsafeBufferPointer { uu in
+                var k = j + 1
+                while k < end {
+                    w[r * n + k] -= err * uu[j * n + k]
+                    k += 1
+                }
+            }
+        }
+    }
 
     /// `U` with `(H + λ·mean(diag H)·I)⁻¹ = Uᵀ U`, λ raised ×10 (up to 4 times) while not positive definite.
     func upperFactorOfInverse(_ h: [Float], n: Int) throws(LinalgError) -> [Float] {
@@ -164,4 +197,14 @@ public struct GPTQQuantizer: Sendable {
             }
         }
     }
+}
+
+/// The per-row state GPTQ's block step writes (each row only its own elements and groups).
+struct GPTQBuffers: @unchecked Sendable {
+    let w: UnsafeMutableBufferPointer<Float>
+    let codes: UnsafeMutableBufferPointer<UInt8>
+    let errors: UnsafeMutableBufferPointer<Float>
+    let scales: UnsafeMutableBufferPointer<Float>
+    let zeros: UnsafeMutableBufferPointer<Int32>
+    let grids: UnsafeMutableBufferPointer<IntegerQuantizer.Grid?>
 }

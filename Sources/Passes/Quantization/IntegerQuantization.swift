@@ -100,7 +100,7 @@ public struct IntegerQuantization: CompressionPass {
                 throw PassError(pass: Self.name, tensor: entry.name, message: "no usable Hessian in \(statistics.path)")
             }
             do {
-                entry.payload = .quantized(try gptq.quantize(values, shape: entry.shape, hessian: hessian))
+                entry.payload = .quantized(try gptq.quantize(values, shape: entry.shape, hessian: hessian, threadCount: context.threadCount))
             } catch {
                 throw PassError(pass: Self.name, tensor: entry.name, message: "GPTQ: \(error) (even with 10000x the damping)")
             }

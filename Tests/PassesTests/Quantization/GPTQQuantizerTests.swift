@@ -60,6 +60,15 @@ struct GPTQQuantizerTests {
         #expect(differing <= one.codes.count / 200, "\(differing) codes differ (float summation order only)")
     }
 
+    @Test("the thread count does not change a byte", arguments: [QuantizedTensor.Granularity.channel, .group(32)])
+    func threads(granularity: QuantizedTensor.Granularity) throws {
+        let (w, h) = Self.layer()
+        let gptq = GPTQQuantizer(bits: 4, symmetric: false, granularity: granularity, blockSize: 32)
+        let one = try gptq.quantize(w, shape: Shape([64, 128]), hessian: h, threadCount: 1)
+        let three = try gptq.quantize(w, shape: Shape([64, 128]), hessian: h, threadCount: 3)
+        #expect(one == three)
+    }
+
     @Test("zeros: a dead input column (H_jj = 0) is kept and rounded, not zeroed")
     func deadColumn() throws {
         var (w, h) = Self.layer()

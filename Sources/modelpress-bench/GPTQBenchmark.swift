@@ -1,0 +1,34 @@
+import Foundation
+import TensorCore
+import Passes
+
+/// GPTQ on one [n, n] layer with an [n, n] Hessian (default n = 4096), 4-bit per channel, against
+/// the time OpenBLAS sgemm needs for the same number of floating-point operations on this machine.
+///
+/// FLOPs counted for GPTQ: the three factorizations (potrf n³/3, potri 2n³/3, potrf n³/3 flops:
+/// 4n³/3) plus the column updates (2·rows·n² flops, inside the blocks and in the block GEMMs).
+/// The bound is those flops at the sgemm rate measured on an [n, n] × [n, n] product (the best
+/// case for dense float work on this machine).
+struct GPTQBenchmark {
+    let n: Int
+
+    func run() throws {
+        var rng = SeededGenerator(seed: 4096)
+        let w = rng.gaussianFloats(count: n * n, standardDeviation: 0.02)
+        let a = rng.gaussianFloats(count: n * n)
+        var h = [Float](repeating: 0, count: n * n)
+        let sgemm = medianSeconds(repetitions: 3) {
+            BLAS.gemm(.none, .transposed, m: n, n: n, k: n, alpha: 1 / Float(n), a: a, lda: n, b: a, ldb: n, c: &h, ldc: n)
+        }
+        for j in 0..<n { h[j * n + j] += 0.1 }
+        let sgemmRate = 2 * pow(Double(n), 3) / sgemm
+        print("GPTQ benchmark: [\(n), \(n)] weight, [\(n), \(n)] Hessian, 4-bit per channel, block 128, median of 3")
+        print("  sgemm [\(n), \(n)] x [\(n), \(n)]: \(fixed(sgemm, 3)) s, \(fixed(sgemmRate / 1e9, 1)) GFLOP/s")
+        let gptq = GPTQQuantizer(bits: 4, symmetric: false, granularity: .channel)
+        let shape = Shape([n, n])
+        let seconds = try medianSeconds(repetitions: 3) { blackHole(try gptq.quantize(w, shape: shape, hessian: h, threadCount: 2)) }
+        let flops = 4 * pow(Double(n), 3) / 3 + 2 * pow(Double(n), 3)
+        let bound = flops / sgemmRate
+        print("  GPTQ: \(fixed(seconds, 3)) s; the same \(fixed(flops / 1e9, 0)) GFLOP at the sgemm rate: \(fixed(bound, 3)) s; ratio \(fixed(seconds / bound, 2))x")
+    }
+}
