@@ -32,7 +32,7 @@ let package = Package(
             name: "modelpress",
             dependencies: ["ModelPress", "Passes", "Reports", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
-        .executableTarget(name: "modelpress-bench", dependencies: ["ModelPress", "Passes"]),
+        .executableTarget(name: "modelpress-bench", dependencies: ["ModelPress", "Passes", "Reports"]),
         .target(name: "TestSupport", dependencies: ["TensorCore", "CheckpointFormats"], path: "Tests/TestSupport"),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "TestSupport"]),
         .testTarget(name: "CheckpointFormatsTests", dependencies: ["CheckpointFormats", "TestSupport"]),

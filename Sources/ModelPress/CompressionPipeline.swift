@@ -59,7 +59,7 @@ public struct CompressionPipeline: Sendable {
                 let entry = manifest.entries[i]
                 if let problem = step.pass.calibrationProblem(with: entry, statistics: statistics) {
                     problems.append(RecipeDiagnostic(step.location, "\(type(of: step.pass).name): tensor '\(entry.name)': \(problem)"))
-                } else if (try? statistics.activationSquares(for: entry.name)) == nil {
+                } else if !statistics.covers(entry.name) {
                     warning?("\(path): no statistics for \(entry.name); \(type(of: step.pass).name) quantizes it without them")
                 }
             }

@@ -1,6 +1,7 @@
 import Foundation
 import TensorCore
 import Passes
+import Reports
 
 /// GPTQ on one [n, n] layer with an [n, n] Hessian (default n = 4096), 4-bit per channel, against
 /// the time OpenBLAS sgemm needs for the same number of floating-point operations on this machine.
@@ -30,5 +31,14 @@ struct GPTQBenchmark {
         let flops = 4 * pow(Double(n), 3) / 3 + 2 * pow(Double(n), 3)
         let bound = flops / sgemmRate
         print("  GPTQ: \(fixed(seconds, 3)) s; the same \(fixed(flops / 1e9, 0)) GFLOP at the sgemm rate: \(fixed(bound, 3)) s; ratio \(fixed(seconds / bound, 2))x")
+        // Quality on the same layer: output error tr(ΔW H ΔWᵀ) / tr(W H Wᵀ), GPTQ against round to nearest.
+        let rtn = IntegerQuantizer(bits: 4, symmetric: false, granularity: .channel).quantize(w, shape: shape)
+        let ordered = try GPTQQuantizer(bits: 4, symmetric: false, granularity: .channel, actOrder: true).quantize(w, shape: shape, hessian: h, threadCount: 2)
+        let plain = try gptq.quantize(w, shape: shape, hessian: h, threadCount: 2)
+        var errors: [Double] = []
+        for q in [rtn, plain, ordered] {
+            errors.append(try ErrorMetrics.outputRelativeError(original: w, reconstruction: q.dequantized(), rows: n, columns: n, gram: h))
+        }
+        print("  output error: round to nearest \(String(format: "%.3e", errors[0])), GPTQ \(String(format: "%.3e", errors[1])) (\(fixed(errors[0] / errors[1], 2))x lower), GPTQ act-order \(String(format: "%.3e", errors[2])) (\(fixed(errors[0] / errors[2], 2))x lower)")
     }
 }

@@ -69,17 +69,26 @@ struct ZstdBenchmark {
         }
         let split = each { BytePlanes.split($0, width: width, into: planes) }
         let merge = each { _ in BytePlanes.merge(UnsafeRawBufferPointer(planes), width: width, into: back) }
-        var sizes = (0, 0)
         let exponent = try each { c in
             BytePlanes.split(c, width: width, into: planes)
-            sizes.0 += try codec.compress(UnsafeRawBufferPointer(rebasing: planes[((width - 1) * n)...]), into: out, profile: .exponentPlane)
+            _ = try codec.compress(UnsafeRawBufferPointer(rebasing: planes[((width - 1) * n)...]), into: out, profile: .exponentPlane)
         } - split
+        // The exponent plane's ratio with its own profile and at zstd level 1, on the same chunks.
+        var exponentBytes = (tuned: 0, level1: 0)
+        for c in 0..<chunks {
+            BytePlanes.split(UnsafeRawBufferPointer(rebasing: data[(c * chunk)..<((c + 1) * chunk)]), width: width, into: planes)
+            let plane = UnsafeRawBufferPointer(rebasing: planes[((width - 1) * n)...])
+            exponentBytes.tuned += try codec.compress(plane, into: out, profile: .exponentPlane)
+            exponentBytes.level1 += try codec.compress(plane, into: out, profile: .level(1))
+        }
+        let planeBytes = Double(chunks * n)
         let mantissa = try each { c in
             BytePlanes.split(c, width: width, into: planes)
-            sizes.1 += try codec.compress(UnsafeRawBufferPointer(rebasing: planes[0..<((width - 1) * n)]), into: out, profile: .mantissaPlane)
+            _ = try codec.compress(UnsafeRawBufferPointer(rebasing: planes[0..<((width - 1) * n)]), into: out, profile: .mantissaPlane)
         } - split
         let mb = Double(data.count) / 1e6
         print("  parts, 1 thread, MB/s of weights: split \(fixed(mb / split, 0)), merge \(fixed(mb / merge, 0)), exponent plane \(fixed(mb / exponent, 0)), other planes \(fixed(mb / mantissa, 0))")
+        print("  exponent plane ratio: \(fixed(planeBytes / Double(exponentBytes.tuned), 3)) with its profile, \(fixed(planeBytes / Double(exponentBytes.level1), 3)) at zstd level 1")
     }
 
     /// Two tensors [rows, columns] of N(0, σ_row) weights.

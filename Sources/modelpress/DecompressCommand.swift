@@ -29,8 +29,11 @@ struct DecompressCommand: ParsableCommand {
             // A lossless .zst file comes back byte for byte when asked for its own format.
             if dtype == nil, try CheckpointFormat.detect(path: input).format == .zstd {
                 let inner = try ZstdCheckpoint.innerFormat(path: input) ?? ZstdCheckpoint.innerPath(of: input).path.split(separator: ".").last.map(String.init)
+                // Dense safetensors archives are recognised from their header frames alone; anything
+                // else is opened (decoded) to see whether it holds compressed tensors.
                 if let inner, output.hasSuffix("." + inner),
-                   try CheckpointReader.open(path: input).entries.allSatisfy({ if case .dense = $0.payload { true } else { false } }) {
+                   try ZstdCheckpoint.denseSafetensorsHeader(path: input) != nil
+                    || CheckpointReader.open(path: input).entries.allSatisfy({ if case .dense = $0.payload { true } else { false } }) {
                     try UsageError.refuseOverwriting(input: input, output: output)
                     try ZstdCheckpoint.extract(path: input, to: output)
                     if json { Console.standardOutput(try CheckpointSummary(path: output).renderJSON()) } else if !quiet {

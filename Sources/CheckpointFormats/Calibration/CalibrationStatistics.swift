@@ -43,6 +43,14 @@ public struct CalibrationStatistics: Sendable {
         return nil
     }
 
+    /// True when the file has statistics for weight `name` (under either spelling), checked
+    /// without reading them.
+    public func covers(_ name: String) -> Bool {
+        ([name] + LlamaTensorNames.aliases(of: name)).contains { candidate in
+            importance?[candidate] != nil || tensors?[candidate + ".act_sq"] != nil || tensors?[candidate + ".hessian"] != nil
+        }
+    }
+
     /// The full `E[x xᵀ]` of weight `name` (`<name>.hessian`, row-major `[in, in]`), or nil when the
     /// file has none for it (imatrix files never do).
     public func hessian(for name: String) throws -> [Float]? {

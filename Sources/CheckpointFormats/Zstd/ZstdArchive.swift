@@ -1,5 +1,4 @@
 import TensorCore
-import Dispatch
 
 /// A checkpoint file (safetensors or GGUF, the "inner" file) stored as independent zstd frames,
 /// with an index for random access. Every frame is a standard zstd frame (or a skippable frame),
@@ -46,51 +45,23 @@ public enum ZstdArchive {
         var stored: [(length: Int, width: Int)] = []
         let bytes = source.bytes
         // Decide per segment on its first chunk: grouped only where it is smaller.
-        var disabled = Set<Int>()
-        let codec = try ZstdCodec()
-        let probe = ChunkScratch()
+        var plainSegments = Set<Int>()
+        let probe = try ChunkScratch()
         for (s, segment) in segments.enumerated() where segment.width > 0 {
-            guard let first = chunks.firstIndex(where: { $0.segment == s }) else { continue }
-            let c = chunks[first]
+            guard let c = chunks.first(where: { $0.segment == s }) else { continue }
             let input = UnsafeRawBufferPointer(rebasing: bytes[c.range])
-            let grouped = try compressChunk(input, width: c.width, level: level, codec: codec, scratch: probe).reduce(0, +)
-            let plain = try compressChunk(input, width: 0, level: level, codec: codec, scratch: probe).reduce(0, +)
-            if grouped >= plain { disabled.insert(s) }
+            let grouped = try compressChunk(input, width: c.width, level: level, scratch: probe).reduce(0, +)
+            let plain = try compressChunk(input, width: 0, level: level, scratch: probe).reduce(0, +)
+            if grouped >= plain { plainSegments.insert(s) }
         }
-        // Compress windows of chunks in parallel (each slot with its own reused buffers), write them in order.
-        let plainSegments = disabled
-        let workers = max(1, threadCount)
-        let window = workers * 2
-        let codecs = try (0..<workers).map { _ in try ZstdCodec() }
-        let slots = (0..<window).map { _ in ChunkScratch() }
-        var start = 0
-        while start < chunks.count {
-            let batch = Array(chunks[start..<min(start + window, chunks.count)])
-            var results = [Result<[Int], Error>?](repeating: nil, count: batch.count)
-            results.withUnsafeMutableBufferPointer { out in
-                let box = UncheckedBox((out, codecs, bytes, slots))
-                DispatchQueue.concurrentPerform(iterations: min(workers, batch.count)) { worker in
-                    let (results, codecs, bytes, slots) = box.value
-                    var i = worker
-                    while i < batch.count {   // each slot is used by one worker only
-                        let c = batch[i]
-                        let width = plainSegments.contains(c.segment) ? 0 : c.width
-                        results[i] = Result {
-                            try compressChunk(UnsafeRawBufferPointer(rebasing: bytes[c.range]), width: width, level: level,
-                                              codec: codecs[worker], scratch: slots[i])
-                        }
-                        i += workers
-                    }
-                }
-            }
-            for (i, (c, result)) in zip(batch, results).enumerated() {
-                let sizes = try result!.get()
-                let width = disabled.contains(c.segment) ? 0 : c.width
-                stored.append((c.range.count, width))
-                try writer.write(UnsafeRawBufferPointer(rebasing: slots[i].output[0..<sizes.reduce(0, +)]))
-                for size in sizes { frameSizes.append((size, width == 0 ? c.range.count : c.range.count / width)) }
-            }
-            start += batch.count
+        let widths = chunks.map { plainSegments.contains($0.segment) ? 0 : $0.width }
+        try ChunkScratch.windowed(count: chunks.count, threadCount: threadCount) { i, scratch in
+            try compressChunk(UnsafeRawBufferPointer(rebasing: bytes[chunks[i].range]), width: widths[i], level: level, scratch: scratch)
+        } emit: { i, scratch, sizes in
+            let length = chunks[i].range.count, width = widths[i]
+            stored.append((length, width))
+            try writer.write(UnsafeRawBufferPointer(rebasing: scratch.output[0..<sizes.reduce(0, +)]))
+            for size in sizes { frameSizes.append((size, width == 0 ? length : length / width)) }
         }
         // Index, then seek table.
         let json = JSONWriter.compact(.object([
@@ -146,9 +117,8 @@ public enum ZstdArchive {
     }
 
     /// Compresses one chunk into `scratch.output` (frames back to back); returns the frame sizes.
-    static func compressChunk(_ input: UnsafeRawBufferPointer, width: Int, level: Int32, codec: ZstdCodec,
-                              scratch: ChunkScratch) throws -> [Int] {
-        let output = scratch.output
+    static func compressChunk(_ input: UnsafeRawBufferPointer, width: Int, level: Int32, scratch: ChunkScratch) throws -> [Int] {
+        let output = scratch.output, codec = scratch.codec
         guard width > 0 else { return [try codec.compress(input, into: output, profile: .level(level))] }
         BytePlanes.split(input, width: width, into: UnsafeMutableRawBufferPointer(rebasing: scratch.planes[0..<input.count]))
         let n = input.count / width
@@ -167,12 +137,15 @@ public enum ZstdArchive {
     static func le32(_ v: UInt32) -> [UInt8] { withUnsafeBytes(of: v.littleEndian, Array.init) }
 }
 
-/// Reused buffers for one chunk in flight: its byte planes and its compressed frames.
-final class ChunkScratch: @unchecked Sendable {
+/// Reused buffers for one chunk in flight: its byte planes, its compressed frames (or decoded
+/// bytes), and a zstd context.
+final class ChunkScratch {
     let planes: UnsafeMutableRawBufferPointer
     let output: UnsafeMutableRawBufferPointer
+    let codec: ZstdCodec
 
-    init() {
+    init() throws(ZstdError) {
+        codec = try ZstdCodec()
         planes = .allocate(byteCount: ZstdArchive.chunkSize, alignment: 64)
         output = .allocate(byteCount: 4 * ZstdCodec.bound(ZstdArchive.chunkSize / 2), alignment: 64)
     }
@@ -181,10 +154,25 @@ final class ChunkScratch: @unchecked Sendable {
         planes.deallocate()
         output.deallocate()
     }
-}
 
-/// Carries a value into `concurrentPerform` when the caller keeps accesses disjoint.
-struct UncheckedBox<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
+    /// Runs `work(i, scratch)` for items `0..<count` in windows of `2·threadCount`, the items of a
+    /// window in parallel, each with its own scratch; then `emit(i, scratch, result)` for them in
+    /// order (the first error, in item order, is thrown). Results do not depend on the thread count.
+    static func windowed<T>(count: Int, threadCount: Int, work: (Int, ChunkScratch) throws -> T,
+                            emit: (Int, ChunkScratch, T) throws -> Void) throws {
+        let window = 2 * max(1, threadCount)
+        let slots = try (0..<min(window, max(count, 1))).map { _ in try ChunkScratch() }
+        var start = 0
+        while start < count {
+            let batch = min(window, count - start)
+            var results = [Result<T, Error>?](repeating: nil, count: batch)
+            results.withUnsafeMutableBufferPointer { results in
+                ParallelLoop.forEachRange(count: batch, threadCount: threadCount) { range in
+                    for k in range { results[k] = Result { try work(start + k, slots[k]) } }   // slot k: item k only
+                }
+            }
+            for k in 0..<batch { try emit(start + k, slots[k], try results[k]!.get()) }
+            start += batch
+        }
+    }
 }

@@ -1,5 +1,4 @@
 import TensorCore
-import Dispatch
 
 /// Reads a `ZstdArchive` file: the index and seek table are validated when it opens (nothing derived
 /// from the file can crash or hang the reader), then any byte range of the inner file is decoded
@@ -91,12 +90,12 @@ public final class ZstdArchiveReader: @unchecked Sendable {
             throw ZstdArchiveError(file: path, tensor: nil, message: "range \(range) is outside the inner file of \(size) bytes")
         }
         var out = [UInt8](repeating: 0, count: range.count)
-        let codec = try ZstdCodec()
+        let scratch = try ChunkScratch()
         let first = chunkIndex(containing: range.lowerBound)
         var c = first
         while c < chunks.count && chunks[c].offset < range.upperBound {
             let chunk = chunks[c]
-            let decoded = try decode(chunk, codec: codec)
+            let decoded = try decode(chunk, scratch: scratch)
             let lo = max(range.lowerBound, chunk.offset), hi = min(range.upperBound, chunk.offset + chunk.length)
             out.withUnsafeMutableBytes { dst in
                 decoded.withUnsafeBytes { src in
@@ -113,36 +112,16 @@ public final class ZstdArchiveReader: @unchecked Sendable {
     /// `name(range)` names the tensor a failing range belongs to, for the error message.
     public func extract(to destination: String, threadCount: Int, name: (Range<Int>) -> String? = { _ in nil }) throws {
         let writer = try AtomicFileWriter(destination: destination)
-        let workers = max(1, threadCount)
-        let codecs = try (0..<workers).map { _ in try ZstdCodec() }
-        let slots = (0..<(workers * 2)).map { _ in ChunkScratch() }
-        var start = 0
-        while start < chunks.count {
-            let batch = Array(start..<min(start + workers * 2, chunks.count))
-            var results = [Result<Void, Error>?](repeating: nil, count: batch.count)
-            results.withUnsafeMutableBufferPointer { out in
-                let box = UncheckedBox((out, codecs, self, slots))
-                DispatchQueue.concurrentPerform(iterations: min(workers, batch.count)) { worker in
-                    let (results, codecs, reader, slots) = box.value
-                    var i = worker
-                    while i < batch.count {   // each slot is used by one worker only
-                        let chunk = reader.chunks[batch[i]]
-                        results[i] = Result {
-                            try reader.decode(chunk, codec: codecs[worker], planes: slots[i].planes,
-                                              into: UnsafeMutableRawBufferPointer(rebasing: slots[i].output[0..<chunk.length]))
-                        }
-                        i += workers
-                    }
-                }
+        try ChunkScratch.windowed(count: chunks.count, threadCount: threadCount) { i, scratch in
+            let chunk = chunks[i]
+            do {
+                try decode(chunk, codec: scratch.codec, planes: scratch.planes,
+                           into: UnsafeMutableRawBufferPointer(rebasing: scratch.output[0..<chunk.length]))
+            } catch let error as ZstdError {
+                throw ZstdArchiveError(file: path, tensor: name(chunk.offset..<(chunk.offset + chunk.length)), message: error.message)
             }
-            for (slot, (i, result)) in zip(batch, results).enumerated() {
-                let chunk = chunks[i]
-                do { try result!.get() } catch let error as ZstdError {
-                    throw ZstdArchiveError(file: path, tensor: name(chunk.offset..<(chunk.offset + chunk.length)), message: error.message)
-                }
-                try writer.write(UnsafeRawBufferPointer(rebasing: slots[slot].output[0..<chunk.length]))
-            }
-            start += batch.count
+        } emit: { i, scratch, _ in
+            try writer.write(UnsafeRawBufferPointer(rebasing: scratch.output[0..<chunks[i].length]))
         }
         try writer.commit()
     }
@@ -156,10 +135,9 @@ public final class ZstdArchiveReader: @unchecked Sendable {
         return lo
     }
 
-    private func decode(_ chunk: Chunk, codec: ZstdCodec) throws -> [UInt8] {
-        let scratch = ChunkScratch()
-        return try [UInt8](unsafeUninitializedCapacity: chunk.length) { buffer, count in
-            try decode(chunk, codec: codec, planes: scratch.planes, into: UnsafeMutableRawBufferPointer(buffer))
+    private func decode(_ chunk: Chunk, scratch: ChunkScratch) throws -> [UInt8] {
+        try [UInt8](unsafeUninitializedCapacity: chunk.length) { buffer, count in
+            try decode(chunk, codec: scratch.codec, planes: scratch.planes, into: UnsafeMutableRawBufferPointer(buffer))
             count = chunk.length
         }
     }

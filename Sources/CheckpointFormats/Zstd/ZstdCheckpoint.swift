@@ -115,30 +115,25 @@ public enum ZstdCheckpoint {
     /// decoding only the frames of the header; nil for any other file (which must be decoded whole).
     public static func denseSafetensorsHeader(path: String) throws -> SafetensorsHeader? {
         let file = try MappedFile(path: path)
-        guard ZstdArchiveReader.isArchive(file.bytes) else { return nil }
-        let reader = try ZstdArchiveReader(path: path)
-        guard reader.inner == "safetensors", reader.size >= 8 else { return nil }
-        let length = try reader.read(0..<8).withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self))) }
-        guard length <= Int(SafetensorsHeader.maximumHeaderLength), length <= reader.size - 8 else { return nil }
-        let prefix = try reader.read(0..<(8 + length))
-        let header = try prefix.withUnsafeBytes { try SafetensorsHeader(prefix: $0, fileSize: reader.size, file: path) }
+        guard ZstdArchiveReader.isArchive(file.bytes), let header = try safetensorsHeader(ZstdArchiveReader(path: path)) else { return nil }
         let quantized = header.metadata.contains { $0.key == CompressedTensorsLayout.metadataKey }
             || !BitsAndBytesLayout.weights(in: header.tensors.map(\.name)).isEmpty
         return quantized ? nil : header
     }
 
+    /// The safetensors header of an archive, from its first frames only; nil when the inner file is
+    /// not safetensors or its length prefix does not fit.
+    static func safetensorsHeader(_ reader: ZstdArchiveReader) throws -> SafetensorsHeader? {
+        guard reader.inner == "safetensors", reader.size >= 8 else { return nil }
+        let length = try reader.read(0..<8).withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self))) }
+        guard length <= Int(SafetensorsHeader.maximumHeaderLength), length <= reader.size - 8 else { return nil }
+        return try reader.read(0..<(8 + length)).withUnsafeBytes { try SafetensorsHeader(prefix: $0, fileSize: reader.size, file: reader.path) }
+    }
+
     /// Names and inner-file ranges of the tensors of a safetensors archive (from its header alone).
     static func tensorRanges(_ reader: ZstdArchiveReader) throws -> [(name: String, range: Range<Int>)] {
-        guard reader.inner == "safetensors", reader.size >= 8 else { return [] }
-        let prefix = try reader.read(0..<8)
-        let length = prefix.withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self))) }
-        guard length <= reader.size - 8 else { return [] }
-        let json = try JSONParser.parse(try reader.read(8..<(8 + length)))
-        return (json.objectMembers ?? []).compactMap { member in
-            guard let offsets = member.value["data_offsets"]?.arrayElements, offsets.count == 2,
-                  let a = offsets[0].nonNegativeInt, let b = offsets[1].nonNegativeInt, a <= b else { return nil }
-            return (member.key, (8 + length + a)..<(8 + length + b))
-        }
+        guard let header = try safetensorsHeader(reader) else { return [] }
+        return header.tensors.map { ($0.name, (header.dataOffset + $0.dataRange.lowerBound)..<(header.dataOffset + $0.dataRange.upperBound)) }
     }
 
     static func temporaryFolder() -> String {

@@ -3,6 +3,7 @@ import TensorCore
 import CheckpointFormats
 import Recipes
 import Reports
+import Passes
 
 /// `modelpress sweep`: compresses INPUT once per point of a `SweepPlan`, each with the recipe's
 /// variables set to the point's values, writing `DIR/<stem>.<ext>` and `DIR/<stem>.report.json`.
@@ -99,9 +100,10 @@ public struct SweepRunner: Sendable {
     func outputExtension() throws -> String {
         let overrides = plan.points.first.map { $0.values.map { ($0.name, $0.value) } } ?? []
         let recipe = try RecipeParser.parse(path: recipePath, overrides: overrides)
-        let output = recipe.steps.first { $0.name == "output" }
-        let gguf = recipe.steps.contains { $0.name == "quantize.ggml" } || output?.option("format")?.value == .word("gguf")
-        return (gguf ? ".gguf" : ".safetensors") + (output?.option("zstd") != nil ? ".zst" : "")
+        var directives = RecipeDirectives()
+        for step in recipe.steps where RecipeDirectives.names.contains(step.name) { _ = directives.read(step) }
+        let gguf = recipe.steps.contains { $0.name == GGMLQuantizationPass.name } || directives.outputFormat?.name == "gguf"
+        return (gguf ? ".gguf" : ".safetensors") + (directives.zstdLevel != nil ? ".zst" : "")
     }
 }
 

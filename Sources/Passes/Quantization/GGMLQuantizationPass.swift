@@ -45,13 +45,10 @@ public struct GGMLQuantizationPass: CompressionPass {
     }
 
     public func calibrationProblem(with entry: CheckpointManifest.Entry, statistics: CalibrationStatistics) -> String? {
-        let rowLength = max(entry.shape.dimensions.last ?? 1, 1)
-        let rows = entry.shape.elementCount / rowLength
-        let matrices = entry.shape.rank >= 3 ? rows / max(entry.shape.dimensions[entry.shape.rank - 2], 1) : 1
         do {
             guard let weights = try statistics.activationSquares(for: entry.name) else { return nil }
-            guard weights.count == rowLength || weights.count == rowLength * matrices else {
-                return "\(statistics.path) has \(weights.count) importance weights for rows of \(rowLength)"
+            guard GGMLQuantization.importanceFits(weights.count, shape: entry.shape) else {
+                return "\(statistics.path) has \(weights.count) importance weights for rows of \(entry.shape.dimensions.last ?? 1)"
             }
         } catch {
             return "\(error)"

@@ -8,6 +8,15 @@ import TensorCore
 /// input column (`rowLength` values), or `rowLength × n` for a 3-D stack of n matrices, matrix `e`
 /// using slice `e`.
 public enum GGMLQuantization {
+    /// True when `count` importance weights fit a tensor of `shape`: one per column of a row, or one
+    /// per column of each matrix of a stacked (rank ≥ 3) tensor, as llama-quantize accepts them.
+    public static func importanceFits(_ count: Int, shape: Shape) -> Bool {
+        let rowLength = max(shape.dimensions.last ?? 1, 1)
+        let rows = shape.elementCount / rowLength
+        let matrices = shape.rank >= 3 ? rows / max(shape.dimensions[shape.rank - 2], 1) : 1
+        return count == rowLength || count == rowLength * matrices
+    }
+
     /// Quantizes `tensor` (any float dtype) named `name` to `type`.
     /// Throws `GGMLQuantizationError` for non-finite weights, rows that are not whole blocks, or an
     /// importance vector of the wrong length.
@@ -21,8 +30,7 @@ public enum GGMLQuantization {
         let rows = tensor.elementCount / rowLength
         let rowsPerMatrix = tensor.shape.rank >= 3 ? tensor.shape.dimensions[tensor.shape.rank - 2] : rows
         if let importance {
-            let matrices = rows / max(rowsPerMatrix, 1)
-            guard importance.count == rowLength || importance.count == rowLength * matrices else {
+            guard importanceFits(importance.count, shape: tensor.shape) else {
                 throw GGMLQuantizationError.importanceLength(tensor: name, expected: rowLength, actual: importance.count)
             }
         }
