@@ -41,8 +41,7 @@ struct CompressCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             var pipeline = CompressionPipeline(inputPath: input, recipePath: recipe, overrides: try parseOverrides(overrides))
-            if let threads, threads < 1 { throw UsageError("--threads must be at least 1") }
-            pipeline.threadCount = threads ?? Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+            pipeline.threadCount = try threadCount(threads)
             pipeline.calibrationPath = calibration
             if !quiet {
                 pipeline.warning = { Console.standardError("warning: \(Console.printable($0))\n") }

@@ -57,3 +57,9 @@ func writeText(_ text: String, to path: String) throws {
     try writer.write(Array(text.utf8))
     try writer.commit()
 }
+
+/// The `--threads` value to use: the given one (at least 1), or every online core.
+func threadCount(_ requested: Int?) throws -> Int {
+    if let requested, requested < 1 { throw UsageError("--threads must be at least 1") }
+    return requested ?? Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+}

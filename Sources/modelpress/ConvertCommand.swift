@@ -58,8 +58,7 @@ struct ConvertCommand: ParsableCommand {
             }
             options.importancePath = imatrix
             options.allowFallback = allowFallback
-            if let threads, threads < 1 { throw UsageError("--threads must be at least 1") }
-            options.threadCount = threads ?? Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+            options.threadCount = try threadCount(threads)
             var conversion = try CheckpointConversion(inputPath: input, outputPath: output, options: options)
             let summary = try conversion.run()
             if !quiet { for w in conversion.warnings { Console.standardError("modelpress: warning: \(w)\n") } }

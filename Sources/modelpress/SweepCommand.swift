@@ -48,11 +48,10 @@ struct SweepCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             guard jobs >= 1 else { throw UsageError("--jobs must be at least 1") }
-            if let threads, threads < 1 { throw UsageError("--threads must be at least 1") }
             let plan = try SweepPlan(varying: vary)
             var runner = SweepRunner(inputPath: input, recipePath: recipe, plan: plan, directory: out)
             runner.jobs = jobs
-            runner.threadCount = threads ?? Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+            runner.threadCount = try threadCount(threads)
             runner.calibrationPath = calibration
             runner.keepOutputs = keepOutputs
             if !quiet { runner.progress = { Console.standardError(Console.printable($0) + "\n") } }
