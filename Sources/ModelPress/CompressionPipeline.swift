@@ -25,6 +25,8 @@ public struct CompressionPipeline: Sendable {
     public var calibrationPath: String?
     /// Called with notes that do not stop the run (weights the calibration file does not cover, ...).
     public var warning: (@Sendable (String) -> Void)?
+    /// Called with what planning steps decided (`allocate.bits`: the bits per weight reached, ...).
+    public var note: (@Sendable (String) -> Void)?
 
     public init(inputPath: String, recipePath: String, overrides: [(name: String, text: String)] = []) {
         self.inputPath = inputPath
@@ -86,10 +88,17 @@ public struct CompressionPipeline: Sendable {
         }
         if let layout = directives.zstdLayout { output.layout = layout }
         let original = checkpoint
-        let context = PassContext(threadCount: threadCount, calibration: calibration)
-        let work = steps.reduce(0) { $0 + $1.selected.count }
+        var context = PassContext(threadCount: threadCount, calibration: calibration, outputFormat: output.format == .gguf ? .gguf : .safetensors)
+        context.note = note
+        let work = steps.reduce(0) { $0 + (type(of: $1.pass).rewritesTensors ? $1.selected.count : 0) }
         var done = 0, bytesDone = 0
         for step in steps {
+            guard type(of: step.pass).rewritesTensors else {
+                context.location = step.location
+                try step.pass.plan(checkpoint, selected: step.selected, consumers: step.consumers, context: &context)
+                context.location = nil
+                continue
+            }
             for i in step.selected {
                 var entry = checkpoint.entries[i]
                 try step.pass.apply(to: &entry, context: context)

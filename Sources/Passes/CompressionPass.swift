@@ -5,9 +5,10 @@ import Recipes
 /// A compression technique that rewrites the tensors a recipe step selects.
 ///
 /// Lifecycle, driven by the pipeline: options are read (and checked) when the recipe is bound;
-/// `validate` sees names and shapes only, before any weight is read; `apply` rewrites one selected
-/// tensor at a time (streaming). Passes are values: the same pass with the same options gives the
-/// same bytes whatever the thread count.
+/// `problem(with:)` sees names and shapes only, before any weight is read; `plan` takes an optional
+/// global look over all selected tensors (a bit budget) and leaves its decisions in the context;
+/// `apply` rewrites one selected tensor at a time (streaming). Passes are values: the same pass with
+/// the same options gives the same bytes whatever the thread count.
 public protocol CompressionPass: Sendable {
     associatedtype Options: PassOptions
     /// Recipe name, `family.technique` (e.g. `quantize.int`).
@@ -27,6 +28,18 @@ public protocol CompressionPass: Sendable {
     /// The problem with the calibration statistics this pass would use for a tensor, if any
     /// (checked before any weight is read, when a calibration file is given). Default: none.
     func calibrationProblem(with entry: CheckpointManifest.Entry, statistics: CalibrationStatistics) -> String?
+    /// False for a planning step (`allocate.bits`) that decides settings for later steps without
+    /// rewriting anything itself; its tensors stay free for one rewriting step each. Default: true.
+    static var rewritesTensors: Bool { get }
+    /// True when this configured pass takes each tensor's setting from an earlier planning step's
+    /// plan (`quantize.int bits=auto`, `quantize.ggml type=auto`). Default: false.
+    var takesPlannedSetting: Bool { get }
+    /// A planning step's objection to the step that will consume its plan for a tensor, if any
+    /// (checked when the recipe is bound). Default: none.
+    func consumerProblem(_ consumer: any CompressionPass) -> String?
+    /// Optional global look over all selected tensors before any is rewritten. `consumers` maps each
+    /// selected tensor's position to the later step that takes its planned setting. Default: nothing.
+    func plan(_ checkpoint: Checkpoint, selected: [Int], consumers: [Int: any CompressionPass], context: inout PassContext) throws
     /// Rewrites one selected tensor.
     func apply(to entry: inout TensorEntry, context: PassContext) throws
 }
@@ -36,17 +49,25 @@ public protocol PassOptions: Sendable {
     init(reading reader: inout OptionReader)
 }
 
-/// What a pass may use while applying: the thread budget, the step's position (for messages) and
-/// the calibration statistics, when the recipe or the command line names a file.
+/// What a pass may use while planning and applying: the thread budget, the step's position (for
+/// messages), the calibration statistics (when the recipe or the command line names a file), the
+/// output format (real storage differs between writers), and the plans of earlier planning steps.
 public struct PassContext: Sendable {
     public var threadCount: Int
     public var location: SourceLocation?
     public var calibration: CalibrationStatistics?
+    public var outputFormat: CheckpointFormat
+    public var plan: AllocationPlan
+    /// Called with what a planning step decided (one line per step).
+    public var note: (@Sendable (String) -> Void)?
 
-    public init(threadCount: Int = 1, location: SourceLocation? = nil, calibration: CalibrationStatistics? = nil) {
+    public init(threadCount: Int = 1, location: SourceLocation? = nil, calibration: CalibrationStatistics? = nil,
+                outputFormat: CheckpointFormat = .safetensors, plan: AllocationPlan = AllocationPlan()) {
         self.threadCount = threadCount
         self.location = location
         self.calibration = calibration
+        self.outputFormat = outputFormat
+        self.plan = plan
     }
 }
 
@@ -70,6 +91,11 @@ extension CompressionPass {
     public var requiresCalibration: Bool { false }
 
     public func calibrationProblem(with entry: CheckpointManifest.Entry, statistics: CalibrationStatistics) -> String? { nil }
+
+    public static var rewritesTensors: Bool { true }
+    public var takesPlannedSetting: Bool { false }
+    public func consumerProblem(_ consumer: any CompressionPass) -> String? { nil }
+    public func plan(_ checkpoint: Checkpoint, selected: [Int], consumers: [Int: any CompressionPass], context: inout PassContext) throws {}
 
     /// The default selection of weight-like tensors: 2-D or more, named `*weight`, not norms.
     public static func isWeightMatrix(name: String, rank: Int) -> Bool {

@@ -7,7 +7,7 @@ import Recipes
 public struct PassRegistry: Sendable {
     public let passes: [any CompressionPass.Type]
 
-    public static let builtIn = PassRegistry([IntegerQuantization.self, NF4Quantization.self, FP8Quantization.self, GGMLQuantizationPass.self, CastPass.self])
+    public static let builtIn = PassRegistry([BitAllocationPass.self, IntegerQuantization.self, NF4Quantization.self, FP8Quantization.self, GGMLQuantizationPass.self, CastPass.self])
 
 
     public init(_ passes: [any CompressionPass.Type]) {
@@ -61,6 +61,7 @@ public struct PassRegistry: Sendable {
                 if let problem = instance.problem(with: manifest.entries[i]) {
                     diagnostics.append(RecipeDiagnostic(step.location, "\(step.name): tensor '\(manifest.entries[i].name)': \(problem)"))
                 }
+                guard type.rewritesTensors else { continue }
                 if let first = owner[i] {
                     diagnostics.append(RecipeDiagnostic(step.location, "tensor '\(manifest.entries[i].name)' is already compressed by the step at \(first)"))
                 } else {
@@ -69,8 +70,45 @@ public struct PassRegistry: Sendable {
             }
             bound.append(BoundStep(pass: instance, selected: selected, location: step.location))
         }
+        diagnostics += Self.linkPlans(&bound, manifest: manifest)
         guard diagnostics.isEmpty else { throw RecipeDiagnostics(diagnostics) }
         return BoundRecipe(steps: bound, directives: directives)
+    }
+
+    /// Connects each planning step (`allocate.bits`) to the later steps that take its settings
+    /// (`bits=auto`, `type=auto`): every tensor a planning step selects needs exactly one such later
+    /// step that the planner accepts, and every tensor such a step selects needs an earlier plan.
+    static func linkPlans(_ steps: inout [BoundStep], manifest: CheckpointManifest) -> [RecipeDiagnostic] {
+        var diagnostics: [RecipeDiagnostic] = []
+        var plannedBy: [Int: SourceLocation] = [:]
+        for s in steps.indices {
+            let step = steps[s]
+            let name = type(of: step.pass).name
+            if step.pass.takesPlannedSetting {
+                for i in step.selected where plannedBy[i] == nil {
+                    diagnostics.append(RecipeDiagnostic(step.location, "\(name): tensor '\(manifest.entries[i].name)' has no setting planned by an earlier allocate.bits step"))
+                }
+            }
+            guard !type(of: step.pass).rewritesTensors else { continue }
+            for i in step.selected {
+                let tensor = manifest.entries[i].name
+                if let first = plannedBy[i] {
+                    diagnostics.append(RecipeDiagnostic(step.location, "tensor '\(tensor)' is already planned by the step at \(first)"))
+                    continue
+                }
+                plannedBy[i] = step.location
+                guard let consumer = steps[(s + 1)...].first(where: { $0.pass.takesPlannedSetting && $0.selected.contains(i) }) else {
+                    diagnostics.append(RecipeDiagnostic(step.location, "\(name): tensor '\(tensor)' is planned, but no later step takes the plan (quantize.int bits=auto or quantize.ggml type=auto)"))
+                    continue
+                }
+                if let problem = step.pass.consumerProblem(consumer.pass) {
+                    diagnostics.append(RecipeDiagnostic(step.location, "\(name): tensor '\(tensor)': \(problem)"))
+                } else {
+                    steps[s].consumers[i] = consumer.pass
+                }
+            }
+        }
+        return diagnostics
     }
 
     /// Opens the existential to build a pass from its options.
@@ -99,4 +137,12 @@ public struct BoundStep: Sendable {
     public let pass: any CompressionPass
     public let selected: [Int]
     public let location: SourceLocation
+    /// For a planning step: the step that takes each selected tensor's planned setting.
+    public internal(set) var consumers: [Int: any CompressionPass] = [:]
+
+    init(pass: any CompressionPass, selected: [Int], location: SourceLocation) {
+        self.pass = pass
+        self.selected = selected
+        self.location = location
+    }
 }

@@ -59,6 +59,18 @@ public struct OptionReader {
         return i
     }
 
+    /// An integer in `range`, or the word `auto` (returned as nil): a setting another step plans.
+    public mutating func intOrAuto(_ key: String, default defaultValue: Int, in range: ClosedRange<Int>, help: String) -> Int? {
+        guard let option = value(key, kind: "integer \(range.lowerBound)...\(range.upperBound) | auto", defaultText: String(defaultValue), help: help) else { return defaultValue }
+        if case .word("auto") = option.value { return nil }
+        guard case .number(let v) = option.value, v == v.rounded(), let i = Int(exactly: v) else {
+            error(option, "expected an integer or auto, found \(option.value.kindName) '\(option.value)'")
+            return defaultValue
+        }
+        guard range.contains(i) else { error(option, "\(i) is out of range \(range.lowerBound)...\(range.upperBound)"); return defaultValue }
+        return i
+    }
+
     /// A number in `range`.
     public mutating func double(_ key: String, default defaultValue: Double, in range: ClosedRange<Double>, help: String) -> Double {
         guard let option = value(key, kind: "number \(range.lowerBound)...\(range.upperBound)", defaultText: "\(defaultValue)", help: help) else { return defaultValue }

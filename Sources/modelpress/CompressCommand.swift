@@ -45,6 +45,7 @@ struct CompressCommand: ParsableCommand {
             pipeline.calibrationPath = calibration
             if !quiet {
                 pipeline.warning = { Console.standardError("warning: \(Console.printable($0))\n") }
+                pipeline.note = { Console.standardError("\(Console.printable($0))\n") }
                 let reporter = ProgressReporter()
                 pipeline.progress = { reporter.update(done: $0, total: $1, bytes: $2, name: $3) }
             }

@@ -12,7 +12,9 @@ import Recipes
 /// GGUF (`-o model.gguf`). With calibration statistics (a `calibration` step or `--calibration`),
 /// each weight they cover is quantized with its importance weights `E[x_j²]` (llama.cpp's imatrix,
 /// or `act_sq`), exactly as llama-quantize does with `--imatrix`; weights they do not cover are
-/// quantized without, as llama-quantize does.
+/// quantized without, as llama-quantize does. `type=auto` takes each tensor's type from an earlier
+/// `allocate.bits target=ggml` step (a mixed GGUF, as llama-quantize's presets make, but chosen by
+/// measured loss per bit).
 public struct GGMLQuantizationPass: CompressionPass {
     public static let name = "quantize.ggml"
     public static let summary = "llama.cpp block types (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K), byte-identical to llama.cpp"
@@ -21,9 +23,12 @@ public struct GGMLQuantizationPass: CompressionPass {
 
     public struct Options: PassOptions {
         public var type: GGMLType
+        /// `type=auto`: the type comes from an `allocate.bits target=ggml` plan.
+        public var planned = false
 
         public init(reading reader: inout OptionReader) {
-            let name = reader.choice("type", default: "Q8_0", from: GGMLQuantizationPass.types.map(\.name), help: "ggml block type")
+            let name = reader.choice("type", default: "Q8_0", from: GGMLQuantizationPass.types.map(\.name) + ["auto"], help: "ggml block type, or auto (from allocate.bits target=ggml)")
+            planned = name == "auto"
             type = GGMLType(name: name) ?? .q8_0
         }
     }
@@ -35,8 +40,11 @@ public struct GGMLQuantizationPass: CompressionPass {
 
     public static func selectsByDefault(name: String, rank: Int) -> Bool { isWeightMatrix(name: name, rank: rank) }
 
+    public var takesPlannedSetting: Bool { options.planned }
+
     public func problem(with entry: CheckpointManifest.Entry) -> String? {
         guard let dtype = entry.dtype, dtype.isConvertibleFloat else { return "expects a dense float tensor, found \(entry.encoding)" }
+        guard !options.planned else { return nil }   // allocate.bits checks its candidates' block sizes
         let rowLength = entry.shape.dimensions.last ?? 1
         guard rowLength % options.type.blockSize == 0 else {
             return "row length \(rowLength) is not a multiple of the \(options.type.name) block size \(options.type.blockSize)"
@@ -60,8 +68,15 @@ public struct GGMLQuantizationPass: CompressionPass {
         guard case .dense(let tensor) = entry.payload else {
             throw PassError(pass: Self.name, tensor: entry.name, message: "expects a dense float tensor, found \(entry.encodingName)")
         }
+        var type = options.type
+        if options.planned {
+            guard case .ggml(let planned) = context.plan[entry.name] else {
+                throw PassError(pass: Self.name, tensor: entry.name, message: "type=auto, but no allocate.bits target=ggml step planned a type for it")
+            }
+            type = planned
+        }
         let importance = try context.calibration?.activationSquares(for: entry.name)
-        entry.payload = .ggml(try GGMLQuantization.quantize(tensor, name: entry.name, to: options.type, importance: importance,
+        entry.payload = .ggml(try GGMLQuantization.quantize(tensor, name: entry.name, to: type, importance: importance,
                                                             threadCount: context.threadCount))
     }
 }

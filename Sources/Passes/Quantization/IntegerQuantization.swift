@@ -15,6 +15,9 @@ import Recipes
 /// each weight's input Hessian from the calibration statistics (see `GPTQQuantizer`; `block=`,
 /// `damp=`, `act_order=`). It needs a full Hessian (`<weight>.hessian`) unless `hessian=diagonal`
 /// allows the diagonal (`act_sq` or an imatrix), and uses min/max grids (`clipping` must stay minmax).
+/// `bits=auto` takes each tensor's width from an earlier `allocate.bits` step: one width per tensor,
+/// or one per input column (`granularity=channel` only; each row then has one scale, and zero point,
+/// per width present, see `QuantizedTensor.columnBits`).
 /// Memory: the codes (one byte per weight); F16/BF16 inputs also take one float copy of the tensor.
 public struct IntegerQuantization: CompressionPass {
     public static let name = "quantize.int"
@@ -26,9 +29,13 @@ public struct IntegerQuantization: CompressionPass {
         public var gptq: GPTQQuantizer?
         /// `hessian=diagonal`: GPTQ may use the diagonal when the statistics have no full Hessian.
         public var allowsDiagonal = false
+        /// `bits=auto`: the width comes from an `allocate.bits` plan.
+        public var planned = false
 
         public init(reading reader: inout OptionReader) {
-            let bits = reader.int("bits", default: 8, in: 2...8, help: "bit width of the codes")
+            let chosen = reader.intOrAuto("bits", default: 8, in: 2...8, help: "bit width of the codes, or auto (from an allocate.bits step)")
+            planned = chosen == nil
+            let bits = chosen ?? 8
             let symmetric = reader.bool("symmetric", default: true, help: "signed grid around 0 (else an integer zero point)")
             let granularity = IntegerQuantization.granularity(reader.text("granularity", help: "tensor | channel | group:N (default channel)"), reader: &reader)
             let clipping = IntegerQuantization.clipping(reader.text("clipping", help: "minmax | mse | percentile:P (default minmax)"), reader: &reader)
@@ -52,6 +59,7 @@ public struct IntegerQuantization: CompressionPass {
     public static func selectsByDefault(name: String, rank: Int) -> Bool { isWeightMatrix(name: name, rank: rank) }
 
     public var requiresCalibration: Bool { options.gptq != nil }
+    public var takesPlannedSetting: Bool { options.planned }
 
     public func calibrationProblem(with entry: CheckpointManifest.Entry, statistics: CalibrationStatistics) -> String? {
         guard options.gptq != nil else { return nil }
@@ -84,7 +92,29 @@ public struct IntegerQuantization: CompressionPass {
             _ = try Self.finiteValues(of: entry)   // throws "expects a dense float tensor"
             return
         }
-        if let gptq = options.gptq {
+        guard options.planned else { return try apply(to: &entry, tensor: tensor, quantizer: options.quantizer, gptq: options.gptq, columnBits: nil, context: context) }
+        let base = options.quantizer
+        switch context.plan[entry.name] {
+        case .bits(let b):
+            let quantizer = IntegerQuantizer(bits: b, symmetric: base.symmetric, granularity: base.granularity, clipping: base.clipping)
+            let gptq = options.gptq.map { GPTQQuantizer(bits: b, symmetric: base.symmetric, granularity: base.granularity, blockSize: $0.blockSize, damping: $0.damping, actOrder: $0.actOrder) }
+            try apply(to: &entry, tensor: tensor, quantizer: quantizer, gptq: gptq, columnBits: nil, context: context)
+        case .columnBits(let widths):
+            try apply(to: &entry, tensor: tensor, quantizer: base, gptq: options.gptq, columnBits: widths, context: context)
+        case .ggml, nil:
+            throw PassError(pass: Self.name, tensor: entry.name, message: "bits=auto, but no allocate.bits step planned a width for it")
+        }
+    }
+
+    private func apply(to entry: inout TensorEntry, tensor: DenseTensor, quantizer: IntegerQuantizer, gptq: GPTQQuantizer?,
+                       columnBits: [UInt8]?, context: PassContext) throws {
+        if let columnBits {
+            guard columnBits.count == entry.shape.columnCount else {
+                throw PassError(pass: Self.name, tensor: entry.name, message: "the plan has \(columnBits.count) column widths for \(entry.shape.columnCount) columns")
+            }
+            throw PassError(pass: Self.name, tensor: entry.name, message: "per-column widths are not yet supported")
+        }
+        if let gptq {
             let values = try Self.finiteValues(of: entry)
             guard let statistics = context.calibration else {
                 throw PassError(pass: Self.name, tensor: entry.name, message: "method=gptq needs calibration statistics")
@@ -106,7 +136,7 @@ public struct IntegerQuantization: CompressionPass {
             }
             return
         }
-        let quantizer = options.quantizer, shape = entry.shape, threads = context.threadCount
+        let shape = entry.shape, threads = context.threadCount
         let quantized = tensor.dtype == .f32
             ? tensor.storage.withUnsafeBytes { quantizer.quantize(float32: $0, shape: shape, threadCount: threads) }
             : try tensor.floats().withUnsafeBytes { quantizer.quantize(float32: $0, shape: shape, threadCount: threads) }
