@@ -11,10 +11,14 @@ Outputs (relative to this script's folder):
     pico-llama-bf16/{model.safetensors, config.json}
     pico-llama-bf16-sharded/{model-00001-of-00002.safetensors, model-00002-of-00002.safetensors,
                              model.safetensors.index.json, config.json}
+    pico-llama-calibration/calibration.safetensors
 
-Reproducibility: the values use only SplitMix64 in uint64 arithmetic and exact IEEE float64
+Reproducibility: the weights use only SplitMix64 in uint64 arithmetic and exact IEEE float64
 add/multiply (no numpy.random, no log/cos, no numpy reductions whose summation order may vary),
 then one float64 -> float32 cast and, for BF16, round-half-to-even in uint32 bit arithmetic.
+The calibration statistics come from a float64 forward pass (BLAS products, exp, sin/cos), so
+their float64 values may differ between machines in the last bits; they are rounded once, to F16
+and F32, which such differences practically never change.
 Needs python3, numpy and safetensors only.
 """
 
@@ -48,6 +52,13 @@ NORM_NOISE_STD = 0.02
 OUTLIER_SCALE = 8.0
 OUTLIER_COLUMNS = 2
 OUTLIER_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "gate_proj", "up_proj")
+ROPE_THETA = 10000.0
+
+# Calibration: synthetic token sequences through the F32 weights (see calibration_statistics).
+CALIBRATION_SEED = 0x43616C6962726174  # "Calibrat"
+CALIBRATION_SEQUENCES = 16
+CALIBRATION_LENGTH = 64
+F16_MAX = 65504.0
 
 MASK64 = (1 << 64) - 1
 GOLDEN = 0x9E3779B97F4A7C15
@@ -168,6 +179,108 @@ def bf16_bits(values):
     return rounded.astype(np.uint16)
 
 
+# --- calibration ---------------------------------------------------------------------------------
+def calibration_tokens():
+    """[CALIBRATION_SEQUENCES, CALIBRATION_LENGTH] token ids: SplitMix64 outputs mod VOCAB (a power
+    of two, so unbiased), drawn in row-major order from CALIBRATION_SEED."""
+    gen = SplitMix64(CALIBRATION_SEED)
+    ids = gen.next_u64(CALIBRATION_SEQUENCES * CALIBRATION_LENGTH) % np.uint64(VOCAB)
+    return ids.astype(np.int64).reshape(CALIBRATION_SEQUENCES, CALIBRATION_LENGTH)
+
+
+def rms_norm(x, weight):
+    """Llama RMSNorm: x / sqrt(mean(x^2) + eps) * weight over the last axis."""
+    return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + RMS_NORM_EPS) * weight
+
+
+def rotate_half(x):
+    """Hugging Face's rotate_half: (x1, x2) -> (-x2, x1) on the two halves of the last axis."""
+    half = x.shape[-1] // 2
+    return np.concatenate([-x[..., half:], x[..., :half]], axis=-1)
+
+
+def forward(weights, tokens):
+    """float64 forward pass of pico-llama (LlamaForCausalLM semantics) on `tokens` [batch, seq].
+
+    Returns (logits [batch, seq, VOCAB], inputs) where inputs maps every linear weight name to the
+    activations it multiplies, [batch * seq, in]."""
+    w = {name: v.astype(np.float64) for name, v in weights.items()}
+    batch, seq = tokens.shape
+    inputs = {}
+
+    def linear(name, x):
+        inputs[name] = x.reshape(-1, x.shape[-1])
+        return x @ w[name].T
+
+    # Rotary embeddings, HF convention: angle(p, i) = p * theta^(-2i/d), repeated over both halves.
+    inv_freq = 1.0 / (ROPE_THETA ** (np.arange(0, HEAD_DIM, 2, dtype=np.float64) / HEAD_DIM))
+    angles = np.arange(seq, dtype=np.float64)[:, None] * inv_freq[None, :]
+    angles = np.concatenate([angles, angles], axis=-1)  # [seq, HEAD_DIM]
+    cos, sin = np.cos(angles), np.sin(angles)
+    causal = np.tril(np.ones((seq, seq), dtype=bool))
+    group = HEADS // KV_HEADS
+
+    h = w["model.embed_tokens.weight"][tokens]  # [batch, seq, HIDDEN]
+    for n in range(LAYERS):
+        p = f"model.layers.{n}."
+        x = rms_norm(h, w[p + "input_layernorm.weight"])
+        q = linear(p + "self_attn.q_proj.weight", x).reshape(batch, seq, HEADS, HEAD_DIM).transpose(0, 2, 1, 3)
+        k = linear(p + "self_attn.k_proj.weight", x).reshape(batch, seq, KV_HEADS, HEAD_DIM).transpose(0, 2, 1, 3)
+        v = linear(p + "self_attn.v_proj.weight", x).reshape(batch, seq, KV_HEADS, HEAD_DIM).transpose(0, 2, 1, 3)
+        q = q * cos + rotate_half(q) * sin
+        k = k * cos + rotate_half(k) * sin
+        k = np.repeat(k, group, axis=1)  # query head j uses KV head j // group (HF repeat_kv)
+        v = np.repeat(v, group, axis=1)
+        scores = (q @ k.transpose(0, 1, 3, 2)) / np.sqrt(HEAD_DIM)
+        scores = np.where(causal, scores, -np.inf)
+        probs = np.exp(scores - scores.max(axis=-1, keepdims=True))
+        probs = probs / probs.sum(axis=-1, keepdims=True)
+        assert np.all(np.abs(probs.sum(axis=-1) - 1.0) < 1e-12), "attention rows must sum to 1"
+        assert np.all(probs[..., ~causal] == 0.0), "attention must be causal"
+        attn = (probs @ v).transpose(0, 2, 1, 3).reshape(batch, seq, HEADS * HEAD_DIM)
+        h = h + linear(p + "self_attn.o_proj.weight", attn)
+
+        x = rms_norm(h, w[p + "post_attention_layernorm.weight"])
+        gate = linear(p + "mlp.gate_proj.weight", x)
+        up = linear(p + "mlp.up_proj.weight", x)
+        h = h + linear(p + "mlp.down_proj.weight", gate / (1.0 + np.exp(-gate)) * up)
+
+    logits = linear("lm_head.weight", rms_norm(h, w["model.norm.weight"]))
+    assert np.all(np.isfinite(logits)), "non-finite logits"
+    return logits, inputs
+
+
+def calibration_statistics(weights):
+    """({"<W>.hessian": F16 [in, in], "<W>.act_sq": F32 [in]} for every linear weight W, token count).
+
+    hessian is the mean of x x^T over all calibration tokens, act_sq its diagonal (the mean of x_j^2),
+    both computed in float64 and rounded once at the end."""
+    tokens = calibration_tokens()
+    _, inputs = forward(weights, tokens)
+    count = tokens.size
+    stats = {}
+    computed = []  # (input, hessian, act_sq): q/k/v and gate/up reuse their shared input's
+    for name, x in inputs.items():
+        assert x.shape[0] == count
+        same = [c for c in computed if np.array_equal(c[0], x)]
+        if same:
+            stats[name + ".hessian"], stats[name + ".act_sq"] = same[0][1], same[0][2]
+            continue
+        hessian = (x.T @ x) / count
+        hessian = (hessian + hessian.T) * 0.5  # exactly symmetric whatever the product did
+        act_sq = np.diagonal(hessian).copy()
+        assert np.allclose(act_sq, np.mean(x * x, axis=0), rtol=1e-12, atol=0.0)
+        assert np.linalg.eigvalsh(hessian).min() > -1e-12 * act_sq.max(), f"{name}: Hessian not PSD"
+        largest = np.abs(hessian).max()
+        assert largest < F16_MAX / 64, f"{name}: Hessian entry {largest} too close to the F16 range"
+        stats[name + ".hessian"] = hessian.astype(np.float16)
+        stats[name + ".act_sq"] = act_sq.astype(np.float32)
+        computed.append((x, stats[name + ".hessian"], stats[name + ".act_sq"]))
+    linear_names = [name for name, _, kind in tensor_specs() if kind == "linear"]
+    assert sorted(inputs) == sorted(linear_names), "every linear weight needs statistics"
+    return stats, count
+
+
 # --- writing -------------------------------------------------------------------------------------
 METADATA = {"format": "pt"}
 
@@ -206,7 +319,7 @@ def config(torch_dtype):
         "pretraining_tp": 1,
         "rms_norm_eps": RMS_NORM_EPS,
         "rope_scaling": None,
-        "rope_theta": 10000.0,
+        "rope_theta": ROPE_THETA,
         "tie_word_embeddings": False,
         "torch_dtype": torch_dtype,
         "transformers_version": "4.46.0",
@@ -252,6 +365,12 @@ def generate(root):
     index = {"metadata": {"total_size": total}, "weight_map": weight_map}
     files["pico-llama-bf16-sharded/model.safetensors.index.json"] = json_bytes(index)
     files["pico-llama-bf16-sharded/config.json"] = json_bytes(config("bfloat16"))
+
+    # `count` is the only metadata key: safetensors writes __metadata__ from a hash map, so the
+    # order of several keys (and with it the file's bytes) changes from run to run.
+    stats, count = calibration_statistics(f32)
+    files["pico-llama-calibration/calibration.safetensors"] = safetensors.numpy.save(
+        stats, metadata={"count": str(count)})
 
     for rel, data in files.items():
         path = os.path.join(root, rel)
