@@ -14,8 +14,9 @@ import Recipes
 /// quantize.int  bits=auto granularity=channel
 /// ```
 /// Loss proxy: `L = Σ_j s_j Σ_r ΔW_rj²` with `s_j` from `ColumnSensitivity` (`H_jj`, or GPTQ's
-/// `1/U_jj²` when the consumer is `method=gptq` with a full Hessian; 1 with `proxy=weights`), summed
-/// over every selected tensor (one budget, one water level across tensors).
+/// `1/U_jj²` when the consumer is `method=gptq` with a full Hessian; 1 with `proxy=weights`), divided
+/// by the tensor's own `Σ_j s_j Σ_r W_rj²` (a relative output error, comparable across tensors whose
+/// outputs differ in scale) and summed over every selected tensor: one budget, one water level.
 /// - `granularity=column` (default, BAQ): each column's loss at the reference width `R̄ = round(average)`
 ///   is measured by round to nearest, and modelled as `L_j(R) = L_j(R̄)·2^(−θ(R − R̄))` (θ = 1.95). The
 ///   closed form `R_j = R̄ + log2(L_j/G)/θ` equalises the columns' losses; the integer widths in

@@ -40,8 +40,12 @@ struct BitAllocationPlanner {
         let values = try BitAllocationPass.finiteValues(of: entry)
         let shape = entry.shape, rows = shape.rowCount, columns = shape.columnCount
         let integer = consumer as? IntegerQuantization
-        let s = try ColumnSensitivity.weights(for: entry.name, columns: columns, statistics: statistics,
+        var s = try ColumnSensitivity.weights(for: entry.name, columns: columns, statistics: statistics,
                                               gptq: integer?.options.gptq, weightsOnly: options.weightsOnly)
+        // Losses relative to the tensor's own output energy (the proxy's tr(W H Wᵀ)), so that tensors
+        // whose outputs live on different scales compete on relative output error.
+        let energy = ColumnSensitivity.loss(values, [Float](repeating: 0, count: values.count), weights: s)
+        if energy > 0 { s = s.map { $0 / energy } }
         let first = units.count
         var settings: [AllocationPlan.Setting] = []
         switch (options.target, options.unit) {
