@@ -94,9 +94,15 @@ public enum TensorPayload: Sendable {
 }
 
 extension QuantizedTensor {
-    /// A short label such as `int4 sym group:128`, `int8 asym channel`, `nf4 group:64`, `fp8_e4m3 channel`.
+    /// A short label such as `int4 sym group:128`, `int8 asym channel`, `nf4 group:64`, `fp8_e4m3 channel`;
+    /// mixed column widths name the narrowest and widest column (0 for columns stored as zero), as in
+    /// `int2-8 asym channel mixed` (`int4 sym channel mixed` when every column has 4 bits).
     public var encodingName: String {
-        switch scheme {
+        if let columnBits {
+            let lo = columnBits.min() ?? 0, hi = columnBits.max() ?? 0
+            return "int\(lo)\(lo == hi ? "" : "-\(hi)") \(symmetric ? "sym" : "asym") \(granularity) mixed"
+        }
+        return switch scheme {
         case .integer: "int\(bits) \(symmetric ? "sym" : "asym") \(granularity)"
         case .codebook(let values): values.count == 16 ? "nf4 \(granularity)" : "codebook\(bits) \(granularity)"
         case .float8(let kind): "fp8_\(kind.rawValue) \(granularity)"

@@ -5,6 +5,8 @@
 /// everything for `.tensor`). Integer spans run 16 codes at a time: a code becomes a float exactly
 /// through its bits (`0x4B00_0000 | code` is `2^23 + code`), and `Float(code) − Float(z)` equals the
 /// reference's `Float(code − z)` because both round the same exact integer once (|z| ≤ 2^24).
+/// Mixed-width tensors go element by element through the column→class table: `scales[r·K + k] ·
+/// Float(code − zeroPoints[r·K + k])`, and exactly +0 for a column of width 0.
 extension QuantizedTensor {
     /// The dequantized values, row-major.
     public func dequantized() -> [Float] {
@@ -19,6 +21,7 @@ extension QuantizedTensor {
     public func dequantize(elements range: Range<Int>, into out: UnsafeMutablePointer<Float>) {
         precondition(range.lowerBound >= 0 && range.upperBound <= codes.count, "dequantize: range outside the tensor")
         guard !range.isEmpty else { return }
+        if !columnClasses.isEmpty { return dequantizeMixedWidths(elements: range, into: out) }
         let columns = columnCount
         let table = codeTable()
         codes.withUnsafeBufferPointer { codes in
@@ -40,6 +43,29 @@ extension QuantizedTensor {
                             Self.dequantizeIntegers(codes.baseAddress! + i, count: end - i, scale: scales[g], zero: zeros[g], into: target)
                         }
                         i = end
+                    }
+                }
+            }
+        }
+    }
+
+    /// `dequantize(elements:into:)` for a tensor with column widths, one row piece at a time.
+    private func dequantizeMixedWidths(elements range: Range<Int>, into out: UnsafeMutablePointer<Float>) {
+        let columns = columnCount, k = classWidths.count
+        codes.withUnsafeBufferPointer { codes in
+            scales.withUnsafeBufferPointer { scales in
+                zeroPoints.withUnsafeBufferPointer { zeros in
+                    columnClasses.withUnsafeBufferPointer { classes in
+                        var i = range.lowerBound
+                        while i < range.upperBound {
+                            let r = i / columns, rowStart = r * columns
+                            let end = min(range.upperBound, rowStart + columns)
+                            for j in i..<end {
+                                let g = Int(classes[j - rowStart])
+                                out[j - range.lowerBound] = g < 0 ? 0 : scales[r * k + g] * Float(Int32(codes[j]) - zeros[r * k + g])
+                            }
+                            i = end
+                        }
                     }
                 }
             }

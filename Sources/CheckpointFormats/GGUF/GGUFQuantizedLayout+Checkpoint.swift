@@ -97,7 +97,7 @@ extension TensorEntry {
 }
 
 /// Rebuilds one quantized tensor from its metadata fields and stored parts, checking everything.
-private struct RecordReader {
+struct RecordReader {
     typealias Layout = GGUFQuantizedLayout
     let name: String
     let fields: [Layout.Field: GGUFValue]
@@ -139,6 +139,7 @@ private struct RecordReader {
     }
 
     mutating func tensor() throws -> QuantizedTensor {
+        if fields[.format] != nil { return try mixedWidthTensor() }
         let schemeText = try string(.scheme)
         let bitsRange: ClosedRange<Int>
         var scheme: QuantizedTensor.Scheme

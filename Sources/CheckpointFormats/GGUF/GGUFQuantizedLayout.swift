@@ -18,6 +18,8 @@ import TensorCore
 /// - `<name>.zero_point` I8, I16 or I32 (the narrowest holding every value), shaped like the scales:
 ///   asymmetric integer schemes only. Symmetric integer schemes use `2^(bits−1)`; FP8 and codebooks 0.
 /// - `<name>.codebook` F32 `[values]`: codebook schemes only (NF4: the 16 NF4 values).
+/// - Integer tensors with a width per column replace these parts with their own (see
+///   `GGUFQuantizedLayout+MixedWidth.swift`), marked by the `format` key.
 /// - Double-quantized scales (NF4 with QLoRA's double quantization) replace `.scale` with
 ///   `<name>.scale_codes` I8 (unsigned, shaped like the scales), `<name>.scale_scales` F32
 ///   `[⌈groups / block⌉]` and `<name>.scale_map` F32 `[256]`:
@@ -28,8 +30,9 @@ import TensorCore
 /// Metadata, per quantized tensor, under `modelpress.quantization.<name>.`: `scheme` (string `int`,
 /// `fp8_e4m3`, `fp8_e5m2` or `codebook`, spelled as in the safetensors record), `bits` (uint32),
 /// `symmetric` (bool), `granularity` (string `tensor`, `channel` or `group:N`), `shape` (int64 array,
-/// numpy order: the logical shape, since packing changes the stored one) and, for double-quantized
-/// scales, `nested_block_size` (uint32) and `nested_offset` (float32).
+/// numpy order: the logical shape, since packing changes the stored one), for double-quantized
+/// scales `nested_block_size` (uint32) and `nested_offset` (float32), and for per-column widths
+/// `format` (string `mixed-column-quantized`).
 ///
 /// Why typed keys, one per field, rather than one JSON string as in safetensors (whose metadata can
 /// only hold strings): gguf-py gives each as a Python value (`reader.fields[key].contents()`), the C
@@ -45,11 +48,13 @@ public enum GGUFQuantizedLayout {
     /// The stored parts besides the codes (which keep the tensor's name), as name suffixes.
     public enum Part: String, Sendable, CaseIterable {
         case scale, zeroPoint = "zero_point", codebook, scaleCodes = "scale_codes", scaleScales = "scale_scales", scaleMap = "scale_map"
+        case columnBits = "column_bits"
     }
 
     /// The metadata fields of one quantized tensor.
     public enum Field: String, Sendable, CaseIterable {
         case scheme, bits, symmetric, granularity, shape, nestedBlockSize = "nested_block_size", nestedOffset = "nested_offset"
+        case format
     }
 
     public static func partName(_ name: String, _ part: Part) -> String { name + "." + part.rawValue }
@@ -70,6 +75,7 @@ public enum GGUFQuantizedLayout {
     /// The stored parts of one quantized tensor, in the order they are written (codes first).
     public static func encode(name: String, _ q: QuantizedTensor) throws -> [(name: String, tensor: DenseTensor)] {
         func refuse(_ reason: String) -> GGUFQuantizedLayoutError { .unstorable(tensor: name, reason: reason) }
+        if let columnBits = q.columnBits { return try encodeMixedWidths(name: name, q, columnBits: columnBits) }
         switch q.scheme {
         case .integer:
             guard (2...8).contains(q.bits) else { throw refuse("\(q.bits)-bit integer codes (GGUF layout holds 2–8)") }
@@ -119,6 +125,7 @@ public enum GGUFQuantizedLayout {
             (key(name, .granularity), .string(q.granularity.description)),
             (key(name, .shape), .array(elementType: .int64, values: q.shape.dimensions.map { .int64(Int64($0)) })),
         ]
+        if q.columnBits != nil { out.append((key(name, .format), .string(MixedWidthParts.formatName))) }
         if let nested = q.nestedScales {
             out.append((key(name, .nestedBlockSize), .uint32(UInt32(clamping: nested.blockSize))))
             out.append((key(name, .nestedOffset), .float32(nested.offset)))
@@ -129,6 +136,7 @@ public enum GGUFQuantizedLayout {
     /// Bytes the stored parts of `q` take (what `encode` writes, without GGUF's alignment padding),
     /// computed without packing anything.
     public static func storedByteCount(_ q: QuantizedTensor) -> Int {
+        if let columnBits = q.columnBits { return mixedWidthsStoredByteCount(q, columnBits: columnBits) }
         var bytes = packedShape(q.shape, bits: q.bits).elementCount
         if let nested = q.nestedScales {
             bytes += nested.codes.count + 4 * nested.secondLevelScales.count + 4 * nested.map.count

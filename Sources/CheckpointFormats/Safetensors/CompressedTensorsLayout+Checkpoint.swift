@@ -17,8 +17,10 @@ extension CompressedTensorsLayout {
                 case .float8(let kind): "fp8_" + kind.rawValue
                 case .codebook: "nf4"
                 }
-                record.append((entry.name, .object([("scheme", .string(scheme)), ("bits", .integer(q.bits)),
-                                                    ("symmetric", .bool(q.symmetric)), ("granularity", .string(q.granularity.description))])))
+                var fields: [(key: String, value: JSONValue)] = [("scheme", .string(scheme)), ("bits", .integer(q.bits)),
+                                                                 ("symmetric", .bool(q.symmetric)), ("granularity", .string(q.granularity.description))]
+                if q.columnBits != nil { fields.append(("format", .string(MixedWidthParts.formatName))) }
+                record.append((entry.name, .object(fields)))
             }
         }
         var metadata = checkpoint.metadata.filter { $0.key != metadataKey }
@@ -49,7 +51,23 @@ extension CompressedTensorsLayout {
         var replacement: [String: QuantizedTensor] = [:]   // first part name -> the rebuilt tensor
         var names: [String: String] = [:]        // first part name -> the quantized tensor's name
         var consumed = Set<String>()
+        /// The stored tensor `part` of the quantized tensor `name` (marked as used), nil when there is none.
+        func lookup(_ part: String, of name: String) throws -> DenseTensor? {
+            guard let entry = checkpoint[part] else { return nil }
+            guard case .dense(let t) = entry.payload else { throw fail(name, "part '\(part)' is not a plain tensor") }
+            consumed.insert(part)
+            return t
+        }
         for (name, spec) in records {
+            if let format = spec["format"] {
+                guard let text = format.stringValue else { throw fail(name, "format is \(format.kindName), expected a string") }
+                guard text == MixedWidthParts.formatName else { throw fail(name, "unknown format '\(text)'") }
+                let firstPart = module(of: name) + ".weight_packed"
+                replacement[firstPart] = try decodeMixedWidths(name: name, spec: spec, file: file) { try lookup($0, of: name) }
+                consumed.insert(firstPart)
+                names[firstPart] = name
+                continue
+            }
             guard let scheme = spec["scheme"]?.stringValue, let bits = spec["bits"]?.nonNegativeInt, (2...8).contains(bits),
                   case .bool(let symmetric)? = spec["symmetric"], let granularityText = spec["granularity"]?.stringValue,
                   let granularity = QuantizedTensor.Granularity(granularityText) else { throw fail(name, "malformed scheme record") }
@@ -71,11 +89,7 @@ extension CompressedTensorsLayout {
                                             codes: codes.storage.array, scales: scales, zeroPoints: [Int32](repeating: 0, count: expected))
                 firstPart = name
             } else if scheme == "int" {
-                let shapeTensor = try dense(module + ".weight_shape")
-                guard shapeTensor.dtype == .i64 else { throw fail(name, "weight_shape must be I64") }
-                let dims = shapeTensor.storage.withUnsafeBytes { raw in (0..<shapeTensor.elementCount).map { Int(Int64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 * $0, as: Int64.self))) } }
-                let shape: Shape
-                do { shape = try Shape(validating: dims) } catch { throw fail(name, "bad weight_shape \(dims)") }
+                let shape = try storedShape(try dense(module + ".weight_shape")) { fail(name, $0) }
                 let rows = max(shape.rowCount, 1), columns = shape.columnCount
                 let groups: Int
                 switch granularity {
@@ -107,12 +121,7 @@ extension CompressedTensorsLayout {
                                             codes: codes, scales: scales, zeroPoints: zeros)
                 firstPart = module + ".weight_packed"
             } else if scheme == "nf4" {
-                let decoded = try BitsAndBytesLayout.decode(name: name, file: file) { part in
-                    guard let entry = checkpoint[part] else { return nil }
-                    guard case .dense(let t) = entry.payload else { throw fail(name, "part '\(part)' is not a plain tensor") }
-                    consumed.insert(part)
-                    return t
-                }
+                let decoded = try BitsAndBytesLayout.decode(name: name, file: file) { try lookup($0, of: name) }
                 guard let decoded else { throw fail(name, "missing part '\(name + BitsAndBytesLayout.stateSuffix)'") }
                 quantized = decoded
                 firstPart = name

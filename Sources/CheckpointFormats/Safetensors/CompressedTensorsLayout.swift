@@ -10,6 +10,8 @@ import TensorCore
 ///   `<module>.weight_zero_point` I32 packed the same way along the rows, `[⌈rows / (32/bits)⌉, groups]`;
 ///   `<module>.weight_shape` I64 `[rank]`.
 /// - NF4 codebook tensors: bitsandbytes' own serialization (see `BitsAndBytesLayout`).
+/// - integer tensors with a width per column (`mixed-column-quantized`): see
+///   `CompressedTensorsLayout+MixedWidth.swift`.
 /// - FP8 (`float-quantized`): `<module>.weight` F8_E4M3 / F8_E5M2 with the codes and
 ///   `<module>.weight_scale` F32 `[rows, 1]` (`[1]` per tensor).
 /// The scheme of every quantized tensor is recorded in `__metadata__` under `modelpress.quantization`
@@ -37,6 +39,7 @@ public enum CompressedTensorsLayout {
         case .codebook:
             return try BitsAndBytesLayout.encode(name: name, q)
         case .integer:
+            if let columnBits = q.columnBits { return try encodeMixedWidths(module: module, q, columnBits: columnBits) }
             let halfExact = scalesFitHalf(q.scales)
             var out: [(name: String, tensor: DenseTensor)] = [
                 (module + ".weight_packed", try pack(q.codes, rows: rows, columns: columns, bits: q.bits)),
@@ -52,9 +55,7 @@ public enum CompressedTensorsLayout {
                 let packed = (0..<packedRows).flatMap { r in (0..<groups).map { packedT[$0 * packedRows + r] } }
                 out.append((module + ".weight_zero_point", try int32Tensor(packed, shape: Shape([packedRows, groups]))))
             }
-            let dims = q.shape.dimensions.map { Int64($0) }
-            out.append((module + ".weight_shape", try DenseTensor(dtype: .i64, shape: Shape([dims.count]),
-                                                                 storage: ByteStorage(dims.flatMap { v in withUnsafeBytes(of: v.littleEndian, Array.init) }))))
+            out.append((module + ".weight_shape", try shapeTensor(q.shape)))
             return out
         }
     }
@@ -70,6 +71,7 @@ public enum CompressedTensorsLayout {
         case .float8: return q.codes.count + 4 * q.scales.count
         case .codebook: return BitsAndBytesLayout.storedByteCount(q)
         case .integer:
+            if let columnBits = q.columnBits { return mixedWidthsStoredByteCount(q, columnBits: columnBits) }
             let rows = max(q.rowCount, 1), perWord = 32 / q.bits
             var bytes = rows * ((q.columnCount + perWord - 1) / perWord) * 4
             bytes += q.scales.count * (scalesFitHalf(q.scales) ? 2 : 4)
@@ -79,6 +81,19 @@ public enum CompressedTensorsLayout {
             }
             return bytes + 8 * q.shape.rank
         }
+    }
+
+    /// `<module>.weight_shape`: the logical shape as I64 `[rank]`.
+    static func shapeTensor(_ shape: Shape) throws -> DenseTensor {
+        let dims = shape.dimensions.map { Int64($0) }
+        return try DenseTensor(dtype: .i64, shape: Shape([dims.count]), storage: ByteStorage(dims.flatMap { v in withUnsafeBytes(of: v.littleEndian, Array.init) }))
+    }
+
+    /// The logical shape stored in a `weight_shape` part; `fail` makes the error for a bad one.
+    static func storedShape(_ t: DenseTensor, fail: (String) -> CompressedTensorsError) throws(CompressedTensorsError) -> Shape {
+        guard t.dtype == .i64 else { throw fail("weight_shape must be I64") }
+        let dims = t.storage.withUnsafeBytes { raw in (0..<t.elementCount).map { Int(Int64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 * $0, as: Int64.self))) } }
+        do { return try Shape(validating: dims) } catch { throw fail("bad weight_shape \(dims)") }
     }
 
     static func int32Tensor(_ words: [UInt32], shape: Shape) throws -> DenseTensor {
