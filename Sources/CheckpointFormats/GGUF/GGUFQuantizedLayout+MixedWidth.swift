@@ -13,8 +13,12 @@ import TensorCore
 /// Value of (r, c) with `b_c > 0`: `scale[r, k] · (code − zero_point[r, k])` (k the class of `b_c`;
 /// symmetric zero point `2^(b−1)`); 0 for `b_c = 0`.
 extension GGUFQuantizedLayout {
-    /// The stored parts of a mixed-width tensor, codes first.
+    /// The stored parts of a mixed-width tensor, codes first. Refuses non-finite scales (an asymmetric
+    /// range wider than the F32 range), which no reader accepts.
     static func encodeMixedWidths(name: String, _ q: QuantizedTensor, columnBits: [UInt8]) throws -> [(name: String, tensor: DenseTensor)] {
+        if let scale = q.scales.first(where: { !$0.isFinite }) {
+            throw GGUFQuantizedLayoutError.unstorable(tensor: name, reason: "scale \(scale) is not finite")
+        }
         let classShape = MixedWidthParts.classShape(q.shape, columnBits: columnBits)
         var parts: [(name: String, tensor: DenseTensor)] = [
             (name, try DenseTensor(dtype: .i8, shape: MixedWidthParts.packedShape(q.shape, columnBits: columnBits),

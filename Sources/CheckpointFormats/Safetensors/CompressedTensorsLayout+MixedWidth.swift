@@ -14,7 +14,11 @@ import TensorCore
 /// and zero point `2^(b−1)` for symmetric tensors; 0 for `b_c = 0`.
 extension CompressedTensorsLayout {
     /// The stored parts of a mixed-width tensor, in the order they are written.
+    /// Refuses non-finite scales (an asymmetric range wider than the F32 range), which no reader accepts.
     static func encodeMixedWidths(module: String, _ q: QuantizedTensor, columnBits: [UInt8]) throws -> [(name: String, tensor: DenseTensor)] {
+        if let scale = q.scales.first(where: { !$0.isFinite }) {
+            throw CompressedTensorsError.unsupported(tensor: module + ".weight", what: "a mixed-width tensor with scale \(scale)")
+        }
         let classShape = MixedWidthParts.classShape(q.shape, columnBits: columnBits)
         var out: [(name: String, tensor: DenseTensor)] = [
             (module + ".weight_packed", try DenseTensor(dtype: .u8, shape: MixedWidthParts.packedShape(q.shape, columnBits: columnBits),

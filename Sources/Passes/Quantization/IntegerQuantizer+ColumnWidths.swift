@@ -72,8 +72,17 @@ extension IntegerQuantizer {
         }
     }
 
-    /// Whether the values of `selected` columns are all finite.
+    /// Whether the values of `selected` columns are all finite (read in place, row by row).
     private static func allFinite(_ bytes: UnsafeRawBufferPointer, rows: Int, columns: Int, selecting selected: [Int], threadCount: Int) -> Bool {
-        gather(bytes, rows: rows, columns: columns, selecting: selected, threadCount: threadCount).allSatisfy(\.isFinite)
+        guard !selected.isEmpty else { return true }
+        var finite = [Bool](repeating: true, count: rows)
+        finite.withUnsafeMutableBufferPointer { finite in
+            ParallelLoop.forEachRange(count: rows, threadCount: threadCount) { range in
+                for r in range {
+                    finite[r] = selected.allSatisfy { bytes.loadUnaligned(fromByteOffset: 4 * (r * columns + $0), as: Float.self).isFinite }
+                }
+            }
+        }
+        return !finite.contains(false)
     }
 }

@@ -117,6 +117,18 @@ struct MixedWidthLayoutTests {
         #expect(CompressedTensorsLayout.storedByteCount(q) == 8 * 2 && GGUFQuantizedLayout.storedByteCount(q) == 0)
     }
 
+    @Test("a non-finite scale (a range wider than F32's) is refused by both writers, naming the tensor")
+    func nonFiniteScale() throws {
+        let q = QuantizedTensor(shape: Shape([1, 2]), symmetric: false, columnBits: [2, 0], codes: [3, 0], scales: [.infinity], zeroPoints: [1])
+        let checkpoint = try Checkpoint(entries: [TensorEntry(name: "h.weight", payload: .quantized(q))])
+        #expect(throws: CompressedTensorsError.unsupported(tensor: "h.weight", what: "a mixed-width tensor with scale inf")) {
+            try CompressedTensorsLayout.expand(checkpoint)
+        }
+        #expect(throws: GGUFQuantizedLayoutError.unstorable(tensor: "h.weight", reason: "scale inf is not finite")) {
+            try GGUFQuantizedLayout.expand(checkpoint)
+        }
+    }
+
     @Test("through .zst: the same tensors back from safetensors and GGUF", arguments: [false, true])
     func zstd(gguf: Bool) throws {
         let dir = try TemporaryDirectory(prefix: "mixed-zst")
