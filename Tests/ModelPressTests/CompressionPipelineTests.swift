@@ -16,7 +16,7 @@ struct CompressionPipelineTests {
 
     @Test("Recipes/ holds the documented recipes")
     func recipeList() {
-        #expect(Self.recipes == ["fp8-e4m3.recipe", "gguf-baq-mixed.recipe", "gguf-q4k.recipe", "gptq-int4.recipe", "lossless.recipe", "nf4.recipe", "w4-group128.recipe", "w4-mse-clip.recipe", "w8-per-channel.recipe"])
+        #expect(Self.recipes == ["baq-avg3.recipe", "baq-avg4.recipe", "fp8-e4m3.recipe", "gguf-baq-mixed.recipe", "gguf-q4k.recipe", "gptq-int4.recipe", "lossless.recipe", "nf4.recipe", "w4-group128.recipe", "w4-mse-clip.recipe", "w8-per-channel.recipe"])
     }
 
     @Test("every recipe runs on the test model; the report matches the written file", arguments: recipes)

@@ -23,7 +23,7 @@ extension GGUFQuantizedLayout {
         var parts: [(name: String, tensor: DenseTensor)] = [
             (name, try DenseTensor(dtype: .i8, shape: MixedWidthParts.packedShape(q.shape, columnBits: columnBits),
                                    storage: ByteStorage(MixedWidthParts.packedCodes(q, columnBits: columnBits)))),
-            (partName(name, .scale), try DenseTensor(floats: q.scales, shape: classShape, dtype: fitsHalf(q.scales) ? .f16 : .f32)),
+            (partName(name, .scale), try DenseTensor(floats: q.scales, shape: classShape, dtype: MixedWidthParts.scalesFitHalf(q.scales) ? .f16 : .f32)),
         ]
         if !q.symmetric { parts.append((partName(name, .zeroPoint), try integerTensor(q.zeroPoints, shape: classShape))) }
         parts.append((partName(name, .columnBits), try DenseTensor(dtype: .i8, shape: Shape([columnBits.count]), storage: ByteStorage(columnBits))))
@@ -33,7 +33,7 @@ extension GGUFQuantizedLayout {
     /// Bytes `encodeMixedWidths` writes (without GGUF's alignment padding).
     static func mixedWidthsStoredByteCount(_ q: QuantizedTensor, columnBits: [UInt8]) -> Int {
         var bytes = q.rowCount * ColumnBitstream.rowByteCount(columnBits: columnBits)
-        bytes += q.scales.count * (fitsHalf(q.scales) ? 2 : 4)
+        bytes += q.scales.count * (MixedWidthParts.scalesFitHalf(q.scales) ? 2 : 4)
         if !q.symmetric { bytes += q.zeroPoints.count * integerDType(q.zeroPoints).bitsPerElement / 8 }
         return bytes + columnBits.count
     }

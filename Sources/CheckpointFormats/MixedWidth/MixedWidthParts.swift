@@ -18,6 +18,13 @@ enum MixedWidthParts {
         init(_ reason: String) { self.reason = reason }
     }
 
+    /// True when every scale is an FP16 value, subnormals included (then scales are stored as F16).
+    /// The mixed-width quantizers round their scales so (`IntegerQuantizer.halfStorable`): bit
+    /// allocation budgets 16 bits per scale, so a tiny class range must not cost an F32 tensor.
+    static func scalesFitHalf(_ scales: [Float]) -> Bool {
+        scales.allSatisfy { HalfPrecision.float(halfBits: HalfPrecision.halfBits($0)).bitPattern == $0.bitPattern }
+    }
+
     /// K: the number of distinct nonzero widths.
     static func classCount(_ columnBits: [UInt8]) -> Int {
         Set(columnBits.filter { $0 > 0 }).count

@@ -23,7 +23,7 @@ extension CompressedTensorsLayout {
         var out: [(name: String, tensor: DenseTensor)] = [
             (module + ".weight_packed", try DenseTensor(dtype: .u8, shape: MixedWidthParts.packedShape(q.shape, columnBits: columnBits),
                                                         storage: ByteStorage(MixedWidthParts.packedCodes(q, columnBits: columnBits)))),
-            (module + ".weight_scale", try DenseTensor(floats: q.scales, shape: classShape, dtype: scalesFitHalf(q.scales) ? .f16 : .f32)),
+            (module + ".weight_scale", try DenseTensor(floats: q.scales, shape: classShape, dtype: MixedWidthParts.scalesFitHalf(q.scales) ? .f16 : .f32)),
         ]
         if !q.symmetric {
             out.append((module + ".weight_zero_point", try DenseTensor(dtype: .u8, shape: classShape, storage: ByteStorage(q.zeroPoints.map { UInt8($0) }))))
@@ -36,7 +36,7 @@ extension CompressedTensorsLayout {
     /// Bytes `encodeMixedWidths` writes.
     static func mixedWidthsStoredByteCount(_ q: QuantizedTensor, columnBits: [UInt8]) -> Int {
         var bytes = q.rowCount * ColumnBitstream.rowByteCount(columnBits: columnBits)
-        bytes += q.scales.count * (scalesFitHalf(q.scales) ? 2 : 4)
+        bytes += q.scales.count * (MixedWidthParts.scalesFitHalf(q.scales) ? 2 : 4)
         if !q.symmetric { bytes += q.zeroPoints.count }
         return bytes + columnBits.count + 8 * q.shape.rank
     }

@@ -135,10 +135,11 @@ struct BitAllocationPlanner {
             if next == present { break }
             present = next
         }
-        guard let (chosen, used) = best else {
+        guard var (chosen, used) = best else {
             let cheapest = tensors.reduce(0.0) { $0 + overheadBits($1, widthCount: 1) + Double($1.rows * $1.columns * widths[0]) } / Double(weightCount)
             throw AllocationError.budgetTooSmall(average: options.average, cheapest: cheapest)
         }
+        used = topUp(&chosen, used: used, budget: budget)
         var settings: [(String, AllocationPlan.Setting)] = []
         for t in tensors { settings.append((t.name, .columnBits(t.units.map { UInt8(widths[chosen[$0]]) }))) }
         let allWidths = chosen.map { widths[$0] }
@@ -147,9 +148,42 @@ struct BitAllocationPlanner {
         return Result(settings: settings, summary: summary)
     }
 
+    /// Spends what the solve left (its reserve for row padding and width overhead): columns move up
+    /// one width, best loss decrease per code bit first, when the real storage stays within the
+    /// budget and the tensor already has the new width (no new scales). Returns the storage used.
+    private func topUp(_ chosen: inout [Int], used: Double, budget: Double) -> Double {
+        let widths = self.widths
+        var used = used
+        var rowBits = tensors.map { t in t.units.reduce(0) { $0 + widths[chosen[$1]] } }
+        for _ in 0..<(widths.count) {
+            var candidates: [(gain: Double, unit: Int, tensor: Int)] = []
+            for (t, tensor) in tensors.enumerated() {
+                let present = Set(tensor.units.map { widths[chosen[$0]] })
+                for u in tensor.units where chosen[u] + 1 < widths.count && present.contains(widths[chosen[u] + 1]) {
+                    let gain = (units[u][chosen[u]].loss - units[u][chosen[u] + 1].loss) / Double(tensor.rows * (widths[chosen[u] + 1] - widths[chosen[u]]))
+                    if gain > 0 { candidates.append((gain, u, t)) }
+                }
+            }
+            candidates.sort { $0.gain > $1.gain || ($0.gain == $1.gain && $0.unit < $1.unit) }
+            var moved = false
+            for c in candidates {
+                let t = tensors[c.tensor], step = widths[chosen[c.unit] + 1] - widths[chosen[c.unit]]
+                let extra = Double(t.rows * 8 * ((rowBits[c.tensor] + step + 7) / 8 - (rowBits[c.tensor] + 7) / 8))
+                guard used + extra <= budget else { continue }
+                used += extra
+                rowBits[c.tensor] += step
+                chosen[c.unit] += 1
+                moved = true
+            }
+            if !moved { break }
+        }
+        return used
+    }
+
     /// Bits of everything but the codes for a column-mixed tensor with `widthCount` widths present:
     /// per row and width a 16-bit scale (and an 8-bit zero point when asymmetric), an 8-bit width per
-    /// column, and the 64-bit shape entries.
+    /// column, and safetensors' 64-bit shape entries (GGUF stores no shape part: its files come out
+    /// 16 bytes per tensor under the budget, and the plan is the same for both outputs).
     private func overheadBits(_ t: Planned, widthCount: Int) -> Double {
         Double(t.rows * widthCount * (t.symmetric ? 16 : 24) + t.columns * 8 + t.rank * 64)
     }

@@ -34,9 +34,16 @@ public struct GPTQQuantizer: Sendable {
 
     /// Quantizes `values` (row-major `[rows, columns]`, finite) with the Gram matrix `hessian`
     /// (row-major `[columns, columns]`, symmetric positive semi-definite).
-    public func quantize(_ values: [Float], shape: Shape, hessian: [Float], threadCount: Int = 1) throws(LinalgError) -> QuantizedTensor {
+    ///
+    /// `columnBits` (channel granularity only) gives every column its own width, as `allocate.bits`
+    /// plans them (BAQ): each row has one grid per width present, fitted on the row's original
+    /// values in the columns of that width (as round to nearest does, see `QuantizedTensor.columnBits`);
+    /// a width-0 column is quantized to 0 and its whole value passed on as error.
+    public func quantize(_ values: [Float], shape: Shape, hessian: [Float], columnBits: [UInt8]? = nil,
+                         threadCount: Int = 1) throws(LinalgError) -> QuantizedTensor {
         let rows = shape.rowCount, columns = shape.columnCount
         precondition(values.count == rows * columns && hessian.count == columns * columns, "GPTQ: sizes do not fit")
+        precondition(columnBits == nil || (columnBits!.count == columns && grid.granularity == .channel), "GPTQ: column widths need channel granularity")
         let n = columns
         // Processing order.
         let diagonal = (0..<n).map { hessian[$0 * n + $0] }
@@ -49,18 +56,25 @@ public struct GPTQQuantizer: Sendable {
         for j in 0..<n where h[j * n + j] == 0 { h[j * n + j] = 1 }
         let u = try upperFactorOfInverse(h, n: n)
 
+        // Column widths: class k of width widths[k]; a row's grids are groups r·K + k.
+        let widths: [Int] = Set((columnBits ?? []).filter { $0 > 0 }.map { Int($0) }).sorted()
+        let classOf: [Int] = (columnBits ?? []).map { b -> Int in b == 0 ? -1 : widths.firstIndex(of: Int(b))! }
+        let classGrids = widths.map { IntegerQuantizer(bits: $0, symmetric: symmetric, granularity: .channel) }
+
         // Grids: one per (row, group) in natural order.
         let groupSize = grid.granularity == .tensor ? rows * n : (grid.granularity == .channel ? n : { if case .group(let g) = grid.granularity { return g }; return n }())
-        let groupsPerRow = grid.granularity == .tensor ? 1 : n / groupSize
+        let groupsPerRow = columnBits != nil ? widths.count : (grid.granularity == .tensor ? 1 : n / groupSize)
         let groupCount = grid.granularity == .tensor ? 1 : rows * groupsPerRow
         var scales = [Float](repeating: 1, count: groupCount)
         var zeros = [Int32](repeating: symmetric ? Int32(1 << (grid.bits - 1)) : 0, count: groupCount)
+        if columnBits != nil, symmetric { for g in 0..<groupCount { zeros[g] = Int32(1 << (widths[g % widths.count] - 1)) } }
         var grids = [IntegerQuantizer.Grid?](repeating: nil, count: groupCount)
         func fit(_ g: Int, _ slice: [Float]) {
             var lo = Float.infinity, hi = -Float.infinity
             for v in slice { lo = min(lo, v); hi = max(hi, v) }
+            let grid = columnBits != nil ? classGrids[g % widths.count] : self.grid
             guard var fitted = grid.grid(lo: lo, hi: hi) else { grids[g] = nil; return }
-            if let half = IntegerQuantizer.halfRounded(fitted.scale) { fitted.scale = half }
+            if let half = columnBits != nil ? IntegerQuantizer.halfStorable(fitted.scale) : IntegerQuantizer.halfRounded(fitted.scale) { fitted.scale = half }
             grids[g] = fitted
             scales[g] = fitted.scale
             zeros[g] = fitted.zero
@@ -69,6 +83,11 @@ public struct GPTQQuantizer: Sendable {
         switch grid.granularity {
         case .tensor:
             fit(0, values)
+            dynamicGroups = false
+        case .channel where columnBits != nil:
+            for r in 0..<rows {
+                for k in widths.indices { fit(r * widths.count + k, (0..<n).filter { classOf[$0] == k }.map { values[r * n + $0] }) }
+            }
             dynamicGroups = false
         case .channel:
             for r in 0..<rows { fit(r, Array(values[(r * n)..<((r + 1) * n)])) }
@@ -97,7 +116,8 @@ public struct GPTQQuantizer: Sendable {
                                     ParallelLoop.forEachRange(count: rows, threadCount: threadCount) { rowRange in
                                         for r in rowRange {
                                             quantizeBlockRow(r, start: start, end: end, n: n, order: order, u: u, dynamicGroups: dynamicGroups,
-                                                             groupSize: groupSize, groupsPerRow: groupsPerRow, box: box)
+                                                             groupSize: groupSize, groupsPerRow: groupsPerRow, classOf: classOf,
+                                                             classGrids: classGrids, box: box)
                                         }
                                     }
                                 }
@@ -119,6 +139,9 @@ public struct GPTQQuantizer: Sendable {
                 }
             }
         }
+        if let columnBits {
+            return QuantizedTensor(shape: shape, symmetric: symmetric, columnBits: columnBits, codes: codes, scales: scales, zeroPoints: zeros)
+        }
         return QuantizedTensor(shape: shape, bits: grid.bits, symmetric: symmetric, granularity: grid.granularity,
                                codes: codes, scales: scales, zeroPoints: zeros)
     }
@@ -129,15 +152,17 @@ public struct GPTQQuantizer: Sendable {
     /// group when it starts there (dynamic groups), quantize, and push the error onto the block's
     /// later columns of the row.
     private func quantizeBlockRow(_ r: Int, start: Int, end: Int, n: Int, order: [Int], u: [Float], dynamicGroups: Bool,
-                                  groupSize: Int, groupsPerRow: Int, box: GPTQBuffers) {
+                                  groupSize: Int, groupsPerRow: Int, classOf: [Int], classGrids: [IntegerQuantizer], box: GPTQBuffers) {
         let w = box.w, blockSize = self.blockSize
         for j in start..<end {
             let natural = order[j]
+            let column = classOf.isEmpty ? nil : classOf[natural]   // column widths: the column's class (−1: dropped)
             let g: Int = switch grid.granularity {
             case .tensor: 0
-            case .channel: r
+            case .channel: column.map { r * groupsPerRow + max($0, 0) } ?? r
             case .group: r * groupsPerRow + natural / groupSize
             }
+            let grid = column.map { $0 >= 0 ? classGrids[$0] : self.grid } ?? self.grid
             if dynamicGroups && natural % groupSize == 0 {
                 var lo = Float.infinity, hi = -Float.infinity
                 for k in j..<(j + groupSize) { lo = min(lo, w[r * n + k]); hi = max(hi, w[r * n + k]) }
@@ -152,7 +177,10 @@ public struct GPTQQuantizer: Sendable {
             }
             let x = w[r * n + j]
             let code: UInt8, q: Float
-            if let fitted = box.grids[g] {
+            if column == -1 {
+                code = 0
+                q = 0
+            } else if let fitted = box.grids[g] {
                 code = grid.encode(x, fitted)
                 q = fitted.scale * Float(Int32(code) - fitted.zero)
             } else {

@@ -112,7 +112,6 @@ public struct IntegerQuantization: CompressionPass {
             guard columnBits.count == entry.shape.columnCount else {
                 throw PassError(pass: Self.name, tensor: entry.name, message: "the plan has \(columnBits.count) column widths for \(entry.shape.columnCount) columns")
             }
-            throw PassError(pass: Self.name, tensor: entry.name, message: "per-column widths are not yet supported")
         }
         if let gptq {
             let values = try Self.finiteValues(of: entry)
@@ -130,13 +129,17 @@ public struct IntegerQuantization: CompressionPass {
                 throw PassError(pass: Self.name, tensor: entry.name, message: "no usable Hessian in \(statistics.path)")
             }
             do {
-                entry.payload = .quantized(try gptq.quantize(values, shape: entry.shape, hessian: hessian, threadCount: context.threadCount))
+                entry.payload = .quantized(try gptq.quantize(values, shape: entry.shape, hessian: hessian, columnBits: columnBits, threadCount: context.threadCount))
             } catch {
                 throw PassError(pass: Self.name, tensor: entry.name, message: "GPTQ: \(error) (even with 10000x the damping)")
             }
             return
         }
         let shape = entry.shape, threads = context.threadCount
+        if let columnBits {
+            entry.payload = .quantized(quantizer.quantize(try Self.finiteValues(of: entry), shape: shape, columnBits: columnBits, threadCount: threads))
+            return
+        }
         let quantized = tensor.dtype == .f32
             ? tensor.storage.withUnsafeBytes { quantizer.quantize(float32: $0, shape: shape, threadCount: threads) }
             : try tensor.floats().withUnsafeBytes { quantizer.quantize(float32: $0, shape: shape, threadCount: threads) }

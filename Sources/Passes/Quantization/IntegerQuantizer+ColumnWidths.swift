@@ -8,8 +8,10 @@ import TensorCore
 /// symmetric, granularity: .channel, clipping: clipping)`. Its per-row scales and zero points become
 /// the tensor's (row, class) entries and its codes go back to their columns, unchanged: the same
 /// range choice, the same codes and the same FP16 scale rounding as that quantizer (which rounds a
-/// class's scales to FP16 only when all of that class's scales are normal FP16 numbers, so one class
-/// may keep F32 scales while another has FP16 values). Columns of width 0 get code 0.
+/// class's scales to FP16 only when all of that class's scales are normal FP16 numbers), except that a
+/// scale left in F32 is then rounded to FP16 with subnormals allowed and its row's codes of that
+/// class re-encoded, so that every scale is stored in 16 bits (the storage bit allocation budgets).
+/// Columns of width 0 get code 0.
 /// The output does not depend on `threadCount` (the channel quantizer's does not).
 extension IntegerQuantizer {
     /// Quantizes row-major `values` of `shape` with the width `columnBits[c]` (0 or 2...8) for column c.
@@ -43,14 +45,24 @@ extension IntegerQuantizer {
             guard let part = sub.withUnsafeBytes({ quantizer.quantize(float32: $0, shape: Shape([rows, selected.count]), threadCount: threadCount) }) else {
                 return nil
             }
+            var partCodes = part.codes
             for r in 0..<rows {
-                scales[r * widths.count + k] = part.scales[r]
+                var scale = part.scales[r]
+                // A scale that is not an FP16 value (a range too small for a normal FP16 step) is
+                // rounded to one, subnormals included, and the row's codes re-encoded with it.
+                if let half = Self.halfStorable(scale), half != scale {
+                    let top = Int32((1 << Int(b)) - 1)   // symmetric: codes 1...top around 2^(b−1)
+                    let fixed = Grid(scale: half, zero: part.zeroPoints[r], qmin: symmetric ? 1 : 0, qmax: top)
+                    for j in selected.indices { partCodes[r * selected.count + j] = quantizer.encode(sub[r * selected.count + j], fixed) }
+                    scale = half
+                }
+                scales[r * widths.count + k] = scale
                 zeros[r * widths.count + k] = part.zeroPoints[r]
             }
             codes.withUnsafeMutableBufferPointer { codes in
                 ParallelLoop.forEachRange(count: rows, threadCount: threadCount) { range in
                     for r in range {
-                        for (j, c) in selected.enumerated() { codes[r * columns + c] = part.codes[r * selected.count + j] }
+                        for (j, c) in selected.enumerated() { codes[r * columns + c] = partCodes[r * selected.count + j] }
                     }
                 }
             }

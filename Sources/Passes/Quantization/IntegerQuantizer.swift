@@ -138,6 +138,15 @@ public struct IntegerQuantizer: Sendable, Equatable {
         return rounded
     }
 
+    /// `scale` rounded to the nearest FP16 value, subnormals included, or nil when that is 0 or
+    /// infinite (mixed-width tensors store every scale as F16, see `QuantizedTensor.columnBits`).
+    @inline(__always)
+    static func halfStorable(_ scale: Float) -> Float? {
+        let rounded = HalfPrecision.float(halfBits: HalfPrecision.halfBits(scale))
+        guard rounded > 0, rounded.isFinite else { return nil }
+        return rounded
+    }
+
     /// `clamp(rne(x/Δ) + z, qmin, qmax)`, computed as `rne(clamp(x/Δ, qmin − z, qmax − z)) + z` (the
     /// same value, since the bounds are integers) so that an outlier far outside a clipped range
     /// cannot overflow the integer conversion.

@@ -78,4 +78,30 @@ struct GPTQQuantizerTests {
         let d = q.dequantized()
         for r in 0..<64 { #expect(abs(d[r * n + 5] - w[r * n + 5]) <= q.scales[r] / 2 + 1e-7) }
     }
+
+    @Test("column widths: all columns at b give uniform per-channel GPTQ's codes and scales; mixed widths are thread-independent and dropped columns are zero")
+    func columnWidths() throws {
+        let (w, h) = Self.layer()
+        let n = 128, shape = Shape([64, n])
+        for symmetric in [true, false] {
+            let gptq = GPTQQuantizer(bits: 4, symmetric: symmetric, granularity: .channel, blockSize: 32)
+            let uniform = try gptq.quantize(w, shape: shape, hessian: h)
+            let same = try gptq.quantize(w, shape: shape, hessian: h, columnBits: [UInt8](repeating: 4, count: n))
+            #expect(same.codes == uniform.codes && same.scales == uniform.scales && same.zeroPoints == uniform.zeroPoints)
+            #expect(same.dequantized() == uniform.dequantized())
+            let widths: [UInt8] = (0..<n).map { [0, 2, 3, 4, 8][$0 % 5] }
+            let one = try gptq.quantize(w, shape: shape, hessian: h, columnBits: widths, threadCount: 1)
+            let three = try gptq.quantize(w, shape: shape, hessian: h, columnBits: widths, threadCount: 3)
+            #expect(one == three)
+            #expect(one.columnBits == widths && one.widthClasses == [2, 3, 4, 8])
+            let values = one.dequantized()
+            #expect((0..<64).allSatisfy { r in stride(from: 0, to: n, by: 5).allSatisfy { values[r * n + $0] == 0 } })
+            // Widths 3, 4, 5 in turn (4 bits on average) land between uniform 3 and uniform 5 bits.
+            let mixed = try gptq.quantize(w, shape: shape, hessian: h, columnBits: (0..<n).map { UInt8(3 + $0 % 3) })
+            let uniform3 = try GPTQQuantizer(bits: 3, symmetric: symmetric, granularity: .channel, blockSize: 32).quantize(w, shape: shape, hessian: h)
+            let uniform5 = try GPTQQuantizer(bits: 5, symmetric: symmetric, granularity: .channel, blockSize: 32).quantize(w, shape: shape, hessian: h)
+            let error = try Self.outputError(w, mixed, h, n: n)
+            #expect(try error < Self.outputError(w, uniform3, h, n: n) && error > Self.outputError(w, uniform5, h, n: n))
+        }
+    }
 }
