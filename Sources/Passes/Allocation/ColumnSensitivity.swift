@@ -18,9 +18,9 @@ enum ColumnSensitivity {
             var damped = h
             for j in 0..<columns where damped[j * columns + j] == 0 { damped[j * columns + j] = 1 }
             do {
-                let u = try gptq.upperFactorOfInverse(damped, n: columns)
+                let u = try gptq.diagonalOfUpperFactorOfInverse(damped, n: columns)
                 return (0..<columns).map { j in
-                    let d = Double(u[j * columns + j])
+                    let d = Double(u[j])
                     return h[j * columns + j] == 0 ? 0 : 1 / (d * d)
                 }
             } catch {

@@ -85,8 +85,9 @@ public struct GPTQQuantizer: Sendable {
             fit(0, values)
             dynamicGroups = false
         case .channel where columnBits != nil:
+            let classColumns = widths.indices.map { k in (0..<n).filter { classOf[$0] == k } }
             for r in 0..<rows {
-                for k in widths.indices { fit(r * widths.count + k, (0..<n).filter { classOf[$0] == k }.map { values[r * n + $0] }) }
+                for k in widths.indices { fit(r * widths.count + k, classColumns[k].map { values[r * n + $0] }) }
             }
             dynamicGroups = false
         case .channel:
@@ -200,8 +201,33 @@ public struct GPTQQuantizer: Sendable {
         }
     }
 
+    /// The diagonal of `U` (see `upperFactorOfInverse`) from one Cholesky factorization instead of
+    /// three: `H⁻¹ = UᵀU` means `H = VVᵀ` with `V = U⁻¹` upper triangular and `V_jj = 1/U_jj`, and
+    /// that "upper-lower" factor is the Cholesky factor of `H` with its rows and columns reversed,
+    /// read backwards. Same damping rule. (n³/3 flops instead of 4n³/3.)
+    func diagonalOfUpperFactorOfInverse(_ h: [Float], n: Int) throws(LinalgError) -> [Float] {
+        var reversed = [Float](repeating: 0, count: n * n)
+        for i in 0..<n { for j in 0..<n { reversed[i * n + j] = h[(n - 1 - i) * n + (n - 1 - j)] } }
+        let factor = try dampedFactor(reversed, n: n) { (p) throws(LinalgError) in
+            try LAPACK.choleskyFactor(.lower, n: n, a: p.baseAddress!, lda: n)
+        }
+        return (0..<n).map { j in 1 / factor[(n - 1 - j) * n + (n - 1 - j)] }
+    }
+
     /// `U` with `(H + λ·mean(diag H)·I)⁻¹ = Uᵀ U`, λ raised ×10 (up to 4 times) while not positive definite.
     func upperFactorOfInverse(_ h: [Float], n: Int) throws(LinalgError) -> [Float] {
+        var a = try dampedFactor(h, n: n) { (p) throws(LinalgError) in
+            try LAPACK.choleskyFactor(.upper, n: n, a: p.baseAddress!, lda: n)
+            try LAPACK.choleskyInverse(.upper, n: n, a: p.baseAddress!, lda: n)
+            try LAPACK.choleskyFactor(.upper, n: n, a: p.baseAddress!, lda: n)
+        }
+        for i in 0..<n { for j in 0..<i { a[i * n + j] = 0 } }
+        return a
+    }
+
+    /// `factor` applied to `H + λ·mean(diag H)·I`, λ starting at `damping` and raised ×10 (up to 4
+    /// times) while the factorization finds the matrix not positive definite.
+    private func dampedFactor(_ h: [Float], n: Int, _ factor: (UnsafeMutableBufferPointer<Float>) throws(LinalgError) -> Void) throws(LinalgError) -> [Float] {
         var mean = 0.0
         for j in 0..<n { mean += Double(h[j * n + j]) }
         mean /= Double(max(n, 1))
@@ -211,12 +237,7 @@ public struct GPTQQuantizer: Sendable {
             var a = h
             for j in 0..<n { a[j * n + j] += Float(lambda * mean) }
             do {
-                try a.withUnsafeMutableBufferPointer { (p) throws(LinalgError) in
-                    try LAPACK.choleskyFactor(.upper, n: n, a: p.baseAddress!, lda: n)
-                    try LAPACK.choleskyInverse(.upper, n: n, a: p.baseAddress!, lda: n)
-                    try LAPACK.choleskyFactor(.upper, n: n, a: p.baseAddress!, lda: n)
-                }
-                for i in 0..<n { for j in 0..<i { a[i * n + j] = 0 } }
+                try a.withUnsafeMutableBufferPointer { (p) throws(LinalgError) in try factor(p) }
                 return a
             } catch {
                 attempt += 1

@@ -104,4 +104,16 @@ struct GPTQQuantizerTests {
             #expect(try error < Self.outputError(w, uniform3, h, n: n) && error > Self.outputError(w, uniform5, h, n: n))
         }
     }
+
+    @Test("the diagonal of U from one reversed Cholesky factor equals the diagonal of the three-factorization U")
+    func diagonalFromReversedFactor() throws {
+        let (_, h) = Self.layer()
+        let n = 128
+        let gptq = GPTQQuantizer(bits: 4, symmetric: true, granularity: .channel)
+        let u = try gptq.upperFactorOfInverse(h, n: n)
+        let d = try gptq.diagonalOfUpperFactorOfInverse(h, n: n)
+        // Both are float32 factorizations of the same damped matrix (condition number ≈ 1e3 here):
+        // agreement to 1e-4 relative is what their rounding allows.
+        for j in 0..<n { #expect(abs(d[j] - u[j * n + j]) <= 1e-4 * abs(u[j * n + j]), "column \(j): \(d[j]) vs \(u[j * n + j])") }
+    }
 }
