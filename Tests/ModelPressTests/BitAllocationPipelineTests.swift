@@ -148,7 +148,8 @@ struct BitAllocationPipelineTests {
                 == "1:1: error: allocate.bits needs calibration statistics: add a 'calibration stats=FILE' step or --calibration FILE")
         #expect(try diagnostics("allocate.bits targets=\"*embed*\"\nquantize.int bits=auto targets=\"*embed*\"\n").first
                 == "1:1: error: allocate.bits: tensor 'model.embed_tokens.weight': \(Self.calibration) has no statistics for it (add proxy=weights to allocate without)")
-        #expect(try diagnostics("allocate.bits min=5 max=3 granularity=tensor min=1 targets=\"*q_proj*\"\nquantize.int bits=auto targets=\"*q_proj*\"\n").isEmpty == false)
+        #expect(try diagnostics("allocate.bits min=5 max=3 targets=\"*q_proj*\"\nquantize.int bits=auto targets=\"*q_proj*\"\n").first
+                == "1:19: error: allocate.bits min: min=5 is above max=3")
         #expect(try diagnostics("allocate.bits granularity=tensor min=1 targets=\"*q_proj*\"\nquantize.int bits=auto targets=\"*q_proj*\"\n").first
                 == "1:38: error: allocate.bits min: granularity=tensor needs min=2 or more (quantize.int widths are 2...8)")
         #expect(try diagnostics("allocate.bits targets=\"*q_proj*\"\nallocate.bits targets=\"*q_proj*\"\nquantize.int bits=auto targets=\"*q_proj*\"\n")

@@ -21,9 +21,7 @@ enum MixedWidthParts {
     /// True when every scale is an FP16 value, subnormals included (then scales are stored as F16).
     /// The mixed-width quantizers round their scales so (`IntegerQuantizer.halfStorable`): bit
     /// allocation budgets 16 bits per scale, so a tiny class range must not cost an F32 tensor.
-    static func scalesFitHalf(_ scales: [Float]) -> Bool {
-        scales.allSatisfy { HalfPrecision.float(halfBits: HalfPrecision.halfBits($0)).bitPattern == $0.bitPattern }
-    }
+    static func scalesFitHalf(_ scales: [Float]) -> Bool { GGUFQuantizedLayout.fitsHalf(scales) }
 
     /// K: the number of distinct nonzero widths.
     static func classCount(_ columnBits: [UInt8]) -> Int {

@@ -44,7 +44,8 @@ struct BitAllocationPlanner {
                                               gptq: integer?.options.gptq, weightsOnly: options.weightsOnly)
         // Losses relative to the tensor's own output energy (the proxy's tr(W H Wᵀ)), so that tensors
         // whose outputs live on different scales compete on relative output error.
-        let energy = ColumnSensitivity.loss(values, [Float](repeating: 0, count: values.count), weights: s)
+        let squares = ColumnSensitivity.columnSquares(values, columns: columns)
+        let energy = zip(squares, s).reduce(0.0) { $0 + $1.0 * $1.1 }
         if energy > 0 { s = s.map { $0 / energy } }
         let first = units.count
         var settings: [AllocationPlan.Setting] = []
@@ -76,10 +77,9 @@ struct BitAllocationPlanner {
             let reference = referenceWidth
             let quantizer = IntegerQuantizer(bits: reference, symmetric: base.symmetric, granularity: .channel, clipping: base.clipping)
             let losses = ColumnSensitivity.columnLosses(values, quantizer.quantize(values, shape: shape, threadCount: threadCount).dequantized(), weights: s)
-            let dropped = ColumnSensitivity.columnLosses(values, [Float](repeating: 0, count: values.count), weights: s)
             for j in 0..<columns {
                 units.append(widths.map { b in
-                    (Double(rows * b), b == 0 ? dropped[j] : losses[j] * pow(2, -options.theta * Double(b - reference)))
+                    (Double(rows * b), b == 0 ? squares[j] * s[j] : losses[j] * pow(2, -options.theta * Double(b - reference)))
                 })
             }
             referenceLosses += losses

@@ -15,10 +15,8 @@ enum ColumnSensitivity {
         if weightsOnly { return [Double](repeating: 1, count: columns) }
         guard let statistics else { throw PassError(pass: BitAllocationPass.name, tensor: name, message: "needs calibration statistics (or proxy=weights)") }
         if let gptq, let h = try statistics.hessian(for: name), h.count == columns * columns {
-            var damped = h
-            for j in 0..<columns where damped[j * columns + j] == 0 { damped[j * columns + j] = 1 }
             do {
-                let u = try gptq.diagonalOfUpperFactorOfInverse(damped, n: columns)
+                let u = try gptq.diagonalOfUpperFactorOfInverse(h, n: columns)
                 return (0..<columns).map { j in
                     let d = Double(u[j])
                     return h[j * columns + j] == 0 ? 0 : 1 / (d * d)
@@ -36,6 +34,18 @@ enum ColumnSensitivity {
     /// `Σ_j s_j Σ_r (a_rj − b_rj)²` over row-major `[rows, s.count]` values.
     static func loss(_ a: [Float], _ b: [Float], weights s: [Double]) -> Double {
         columnLosses(a, b, weights: s).reduce(0, +)
+    }
+
+    /// `Σ_r a_rj²` for every column `j` of row-major `[rows, columns]` values: a dropped column's
+    /// error, and with the weights `s` the tensor's output energy.
+    static func columnSquares(_ a: [Float], columns n: Int) -> [Double] {
+        var perColumn = [Double](repeating: 0, count: n)
+        var base = 0
+        while base < a.count {
+            for j in 0..<n { perColumn[j] += Double(a[base + j]) * Double(a[base + j]) }
+            base += n
+        }
+        return perColumn
     }
 
     /// `s_j Σ_r (a_rj − b_rj)²` for every column `j`.

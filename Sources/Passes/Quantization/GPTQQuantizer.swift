@@ -51,9 +51,8 @@ public struct GPTQQuantizer: Sendable {
         // W and H in processing order.
         var w = [Float](repeating: 0, count: rows * n)
         for r in 0..<rows { for (p, c) in order.enumerated() { w[r * n + p] = values[r * n + c] } }
-        var h = [Float](repeating: 0, count: n * n)
+        var h = [Float](repeating: 0, count: n * n)   // dead inputs are handled by the factorization
         for (pi, i) in order.enumerated() { for (pj, j) in order.enumerated() { h[pi * n + pj] = hessian[i * n + j] } }
-        for j in 0..<n where h[j * n + j] == 0 { h[j * n + j] = 1 }
         let u = try upperFactorOfInverse(h, n: n)
 
         // Column widths: class k of width widths[k]; a row's grids are groups r·K + k.
@@ -225,9 +224,12 @@ public struct GPTQQuantizer: Sendable {
         return a
     }
 
-    /// `factor` applied to `H + λ·mean(diag H)·I`, λ starting at `damping` and raised ×10 (up to 4
-    /// times) while the factorization finds the matrix not positive definite.
+    /// `factor` applied to `H + λ·mean(diag H)·I` after dead inputs (`H_jj = 0`) get `H_jj = 1`, λ
+    /// starting at `damping` and raised ×10 (up to 4 times) while the factorization finds the matrix
+    /// not positive definite.
     private func dampedFactor(_ h: [Float], n: Int, _ factor: (UnsafeMutableBufferPointer<Float>) throws(LinalgError) -> Void) throws(LinalgError) -> [Float] {
+        var h = h
+        for j in 0..<n where h[j * n + j] == 0 { h[j * n + j] = 1 }
         var mean = 0.0
         for j in 0..<n { mean += Double(h[j * n + j]) }
         mean /= Double(max(n, 1))
