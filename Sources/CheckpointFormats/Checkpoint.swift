@@ -33,6 +33,13 @@ public struct Checkpoint: Sendable {
         entries[position].payload = payload
     }
 
+    /// Replaces the payload and the sparsity mark of the entry at `position` with `entry`'s (the
+    /// name and order are kept; `entry` must carry the same name).
+    public mutating func replace(at position: Int, with entry: TensorEntry) {
+        precondition(entry.name == entries[position].name, "replace(at:with:) keeps names")
+        entries[position] = entry
+    }
+
     /// The first metadata value stored under `key`.
     public func metadataValue(_ key: String) -> MetadataValue? {
         metadata.first(where: { $0.key.utf8.elementsEqual(key.utf8) })?.value
@@ -48,10 +55,14 @@ public struct Checkpoint: Sendable {
 public struct TensorEntry: Sendable {
     public let name: String
     public var payload: TensorPayload
+    /// Set by pruning passes (and by readers of compact sparse storage): the zero pattern of a dense
+    /// payload, which lets the safetensors writer store it compactly. Nil for ordinary tensors.
+    public var sparsity: SparsityPattern?
 
-    public init(name: String, payload: TensorPayload) {
+    public init(name: String, payload: TensorPayload, sparsity: SparsityPattern? = nil) {
         self.name = name
         self.payload = payload
+        self.sparsity = sparsity
     }
 
     public init(name: String, tensor: DenseTensor) {

@@ -102,7 +102,7 @@ public struct CompressionPipeline: Sendable {
             for i in step.selected {
                 var entry = checkpoint.entries[i]
                 try step.pass.apply(to: &entry, context: context)
-                checkpoint.replacePayload(at: i, with: entry.payload)
+                checkpoint.replace(at: i, with: entry)
                 done += 1
                 bytesDone += original.entries[i].byteCount
                 progress?(done, work, bytesDone, entry.name)
