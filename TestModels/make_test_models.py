@@ -11,14 +11,14 @@ Outputs (relative to this script's folder):
     pico-llama-bf16/{model.safetensors, config.json}
     pico-llama-bf16-sharded/{model-00001-of-00002.safetensors, model-00002-of-00002.safetensors,
                              model.safetensors.index.json, config.json}
-    pico-llama-calibration/calibration.safetensors
+    pico-llama-calibration/{calibration.safetensors, gradients.safetensors}
 
 Reproducibility: the weights use only SplitMix64 in uint64 arithmetic and exact IEEE float64
 add/multiply (no numpy.random, no log/cos, no numpy reductions whose summation order may vary),
 then one float64 -> float32 cast and, for BF16, round-half-to-even in uint32 bit arithmetic.
-The calibration statistics come from a float64 forward pass (BLAS products, exp, sin/cos), so
-their float64 values may differ between machines in the last bits; they are rounded once, to F16
-and F32, which such differences practically never change.
+The calibration statistics and gradients come from a float64 forward pass (BLAS products, exp,
+sin/cos), so their float64 values may differ between machines in the last bits; they are rounded
+once, to F16 and F32, which such differences practically never change.
 Needs python3, numpy and safetensors only.
 """
 
@@ -59,6 +59,7 @@ CALIBRATION_SEED = 0x43616C6962726174  # "Calibrat"
 CALIBRATION_SEQUENCES = 16
 CALIBRATION_LENGTH = 64
 F16_MAX = 65504.0
+GRADIENT_WEIGHT = "lm_head.weight"  # the weight whose per-sample gradients the script stores
 
 MASK64 = (1 << 64) - 1
 GOLDEN = 0x9E3779B97F4A7C15
@@ -250,14 +251,12 @@ def forward(weights, tokens):
     return logits, inputs
 
 
-def calibration_statistics(weights):
+def calibration_statistics(inputs, count):
     """({"<W>.hessian": F16 [in, in], "<W>.act_sq": F32 [in]} for every linear weight W, token count).
 
-    hessian is the mean of x x^T over all calibration tokens, act_sq its diagonal (the mean of x_j^2),
-    both computed in float64 and rounded once at the end."""
-    tokens = calibration_tokens()
-    _, inputs = forward(weights, tokens)
-    count = tokens.size
+    `inputs` are forward()'s activations on the `count` calibration tokens. hessian is the mean of
+    x x^T over all calibration tokens, act_sq its diagonal (the mean of x_j^2), both computed in
+    float64 and rounded once at the end."""
     stats = {}
     computed = []  # (input, hessian, act_sq): q/k/v and gate/up reuse their shared input's
     for name, x in inputs.items():
@@ -279,6 +278,92 @@ def calibration_statistics(weights):
     linear_names = [name for name, _, kind in tensor_specs() if kind == "linear"]
     assert sorted(inputs) == sorted(linear_names), "every linear weight needs statistics"
     return stats, count
+
+
+def _softmax(z):
+    p = np.exp(z - z.max(axis=-1, keepdims=True))
+    return p / p.sum(axis=-1, keepdims=True)
+
+
+def _next_token_loss(h, w, targets):
+    """Mean next-token cross-entropy of logits h @ w.T (float64, stable log-sum-exp)."""
+    z = h @ w.T
+    top = z.max(axis=-1)
+    log_norm = top + np.log(np.exp(z - top[:, None]).sum(axis=-1))
+    return np.mean(log_norm - z[np.arange(len(targets)), targets])
+
+
+def _f16_rounding_margin(exact, rounded):
+    """Per entry: the distance of `exact` (float64) from the nearest F16 rounding midpoint, and the
+    F16 spacing there. Also checks that `rounded` is the nearest F16 value (ties never occur)."""
+    low = np.where(rounded.astype(np.float64) <= exact, rounded, np.nextafter(rounded, np.float16(-np.inf)))
+    high = np.nextafter(low, np.float16(np.inf))
+    low64, high64 = low.astype(np.float64), high.astype(np.float64)
+    assert np.all((low64 <= exact) & (exact <= high64))
+    midpoint = (low64 + high64) * 0.5  # exact in float64
+    nearest = np.where(exact < midpoint, low64, high64)
+    assert np.array_equal(nearest, rounded.astype(np.float64)), "float64 -> F16 must round to nearest"
+    return np.abs(exact - midpoint), high64 - low64
+
+
+def lm_head_gradients(weights, tokens, logits, inputs):
+    """Per-sample gradients of the next-token loss w.r.t. lm_head.weight, F16 [samples, VOCAB * HIDDEN].
+
+    Sample s is calibration sequence s; its loss is the mean over positions t = 0 .. L-2 of
+    -log softmax(logits_t)[token_{t+1}], so its gradient is (1/(L-1)) sum_t (softmax(logits_t) -
+    onehot(token_{t+1})) (outer) h_t with h_t lm_head's input (the final RMSNorm output): [VOCAB,
+    HIDDEN], flattened row-major like the weight. float64 throughout, rounded once to F16."""
+    samples, length = tokens.shape
+    positions = length - 1  # the last position has no target
+    w = weights[GRADIENT_WEIGHT].astype(np.float64)
+    h = inputs[GRADIENT_WEIGHT].reshape(samples, length, HIDDEN)[:, :positions]  # [samples, L-1, HIDDEN]
+    z = logits[:, :positions]                                                   # [samples, L-1, VOCAB]
+    targets = tokens[:, 1:]
+    assert np.allclose(h @ w.T, z, rtol=0.0, atol=1e-12), "logits must be h @ lm_head.weight^T"
+    errors = _softmax(z)
+    errors[np.arange(samples)[:, None], np.arange(positions)[None, :], targets] -= 1.0
+    grads = np.stack([errors[s].T @ h[s] for s in range(samples)]) / positions  # [samples, VOCAB, HIDDEN]
+
+    # Self-checks, all float64. (1) Softmax minus one-hot sums to 0 over the vocabulary, so every
+    # sample's gradient rows sum to 0 in every input column.
+    scale = np.abs(errors).transpose(0, 2, 1) @ np.abs(h) / positions  # sum of |terms| of each entry
+    assert np.all(np.abs(grads.sum(axis=1)) <= 1e-13 * scale.sum(axis=1)), "gradient rows must sum to 0"
+    # (2) Central differences of one sample's loss on a few entries of W (the biggest gradient entry,
+    # target and non-target rows, the corners), step 1e-6: truncation ~1e-12, cancellation ~1e-9.
+    losses = [_next_token_loss(h[s], w, targets[s]) for s in range(samples)]
+    # Targets independent of small logits (std ~0.34): loss ~ log(VOCAB) + var(logits) / 2 ~ 4.91.
+    assert 0.0 < np.mean(losses) - np.log(VOCAB) < 0.2, f"mean loss {np.mean(losses)}, log(VOCAB) = {np.log(VOCAB)}"
+    big = np.unravel_index(np.argmax(np.abs(grads)), grads.shape)
+    probes = [tuple(int(i) for i in big), (0, int(targets[0, 0]), 0), (3, int(targets[3, 5]), 77), (7, 5, 200),
+              (samples - 1, VOCAB - 1, HIDDEN - 1), (samples - 1, 0, 0)]
+    step = 1e-6
+    for s, c, j in probes:
+        plus, minus = w.copy(), w.copy()
+        plus[c, j] += step
+        minus[c, j] -= step
+        fd = (_next_token_loss(h[s], plus, targets[s]) - _next_token_loss(h[s], minus, targets[s])) / (2 * step)
+        assert abs(fd - grads[s, c, j]) < 1e-8, f"sample {s} [{c}, {j}]: finite difference {fd} vs {grads[s, c, j]}"
+    # (3) The gradients summed over samples are the gradient of the summed loss: one product over
+    # all samples' positions at once, and a central difference of the summed loss.
+    summed = errors.reshape(-1, VOCAB).T @ h.reshape(-1, HIDDEN) / positions
+    assert np.allclose(grads.sum(axis=0), summed, rtol=0.0, atol=1e-13), "sum of per-sample gradients"
+    for _, c, j in probes[:3]:
+        plus, minus = w.copy(), w.copy()
+        plus[c, j] += step
+        minus[c, j] -= step
+        fd = sum(_next_token_loss(h[s], plus, targets[s]) - _next_token_loss(h[s], minus, targets[s])
+                 for s in range(samples)) / (2 * step)
+        assert abs(fd - summed[c, j]) < 1e-7, f"summed [{c}, {j}]: finite difference {fd} vs {summed[c, j]}"
+
+    grads = grads.reshape(samples, VOCAB * HIDDEN)
+    largest = np.abs(grads).max()
+    assert np.all(np.isfinite(grads)) and largest < F16_MAX / 64, f"gradient entry {largest} too close to the F16 range"
+    stored = grads.astype(np.float16)
+    # Rounding margins: float64 noise of an entry is ~1e-14 of the sum of the |terms| it adds up
+    # (cancellation makes it large relative to the entry itself), so require 100 times that.
+    margin, _ = _f16_rounding_margin(grads, stored)
+    assert np.all(margin > 1e-12 * scale.reshape(samples, -1)), "an F16 gradient lies too close to a rounding midpoint"
+    return stored
 
 
 # --- writing -------------------------------------------------------------------------------------
@@ -368,9 +453,15 @@ def generate(root):
 
     # `count` is the only metadata key: safetensors writes __metadata__ from a hash map, so the
     # order of several keys (and with it the file's bytes) changes from run to run.
-    stats, count = calibration_statistics(f32)
+    tokens = calibration_tokens()
+    logits, inputs = forward(f32, tokens)
+    stats, count = calibration_statistics(inputs, tokens.size)
     files["pico-llama-calibration/calibration.safetensors"] = safetensors.numpy.save(
         stats, metadata={"count": str(count)})
+    # A separate file, so that calibration.safetensors keeps its bytes; `count` = samples here.
+    grads = lm_head_gradients(f32, tokens, logits, inputs)
+    files["pico-llama-calibration/gradients.safetensors"] = safetensors.numpy.save(
+        {GRADIENT_WEIGHT + ".grads": grads}, metadata={"count": str(grads.shape[0])})
 
     for rel, data in files.items():
         path = os.path.join(root, rel)

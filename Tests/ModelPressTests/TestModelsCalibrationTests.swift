@@ -10,6 +10,9 @@ import CheckpointFormats
 @Suite("TestModels calibration")
 struct TestModelsCalibrationTests {
     static let file = TestModelsTests.path("pico-llama-calibration/calibration.safetensors")
+    static let gradientsFile = TestModelsTests.path("pico-llama-calibration/gradients.safetensors")
+    /// Per-sample gradients: 16 sequences of 64 tokens, each with 63 next-token targets.
+    static let (samples, positions, vocab, hidden) = (16, 63, 128, 256)
     static let tokenCount = 1024
     static let calibrationSeed: UInt64 = 0x4361_6C69_6272_6174  // "Calibrat", as in the script
     static let rmsNormEps = 1e-5
@@ -204,5 +207,93 @@ struct TestModelsCalibrationTests {
         #expect(throws: LinalgError.self, "a rank-128 Hessian must not factor") {
             try LAPACK.choleskyFactor(.lower, n: n, a: &undamped, lda: n)
         }
+    }
+
+    // MARK: gradients.safetensors
+
+    @Test("gradients.safetensors: F16 [16, 32768] per-sample gradients of lm_head.weight alone, count 16")
+    func gradientsCoverage() throws {
+        let checkpoint = try SafetensorsReader.open(path: Self.gradientsFile)
+        #expect(checkpoint.entries.map(\.name) == ["lm_head.weight.grads"])
+        #expect(checkpoint.metadataValue("count") == .string("\(Self.samples)"))
+        #expect(checkpoint.metadata.count == 1)
+        let grads = try TestModelsTests.dense(try #require(checkpoint["lm_head.weight.grads"]))
+        #expect(grads.dtype == .f16 && grads.shape.dimensions == [Self.samples, Self.vocab * Self.hidden])
+
+        let statistics = try CalibrationStatistics.load(path: Self.gradientsFile)
+        let elements = Self.vocab * Self.hidden
+        #expect(statistics.covers("lm_head.weight") && statistics.covers("output.weight"))
+        #expect(!statistics.covers("model.layers.0.self_attn.q_proj.weight"))
+        #expect(try statistics.activationSquares(for: "lm_head.weight") == nil)
+        #expect(try statistics.hessian(for: "lm_head.weight") == nil)
+        let read = try #require(try statistics.gradients(for: "output.weight", elementCount: elements))
+        let stored = try grads.floats()
+        #expect(read.samples == Self.samples && read.values == stored)
+        #expect(throws: CalibrationError(file: Self.gradientsFile, message: "'lm_head.weight.grads' has 32768 values per sample, but 'lm_head.weight' has 65536 elements")) {
+            _ = try statistics.gradients(for: "lm_head.weight", elementCount: 256 * 256)
+        }
+        // The Hessian file has no gradients.
+        #expect(try Self.statistics().gradients(for: "lm_head.weight", elementCount: elements) == nil)
+    }
+
+    /// Sample s's gradient is g_s = (1/63) Σ_t e_t h_tᵀ with e_t = softmax(logits_t) − onehot(target_t),
+    /// and Σ_c e_tc = 0, so Σ_c g_s[c, j] = 0 for every input column j. The stored F16 value v of an
+    /// entry g has |v − g| ≤ 2⁻¹¹|g| + 2⁻²⁵ (normal or subnormal), and |g| ≤ |v|(1 + 2⁻¹⁰) + 2⁻²⁴, so a
+    /// column's stored sum is at most 2⁻¹¹(1 + 2⁻¹⁰)Σ_c|v_c| + 128 · 2⁻²⁴ from 0. A transposed or
+    /// shuffled layout, or a gradient without the softmax term, fails this by orders of magnitude.
+    @Test("every sample's gradient rows sum to 0 in every input column (softmax − onehot sums to 0), within F16 rounding")
+    func gradientRowSums() throws {
+        let statistics = try CalibrationStatistics.load(path: Self.gradientsFile)
+        let (n, rows, columns) = (Self.samples, Self.vocab, Self.hidden)
+        let g = try #require(try statistics.gradients(for: "lm_head.weight", elementCount: rows * columns)).values
+        #expect(g.allSatisfy { $0.isFinite })
+        let zeros = g.filter { $0 == 0 }.count
+        #expect(zeros < g.count / 1000, "\(zeros) zero gradient entries")
+        for s in 0..<n {
+            for r in 0..<s {
+                #expect(g[(s * rows * columns)..<((s + 1) * rows * columns)] != g[(r * rows * columns)..<((r + 1) * rows * columns)], "samples \(r) and \(s) are equal")
+            }
+        }
+
+        var outside: [(Int, Int)] = [], worst = 0.0, typical = 0.0
+        for s in 0..<n {
+            for j in 0..<columns {
+                var sum = 0.0, magnitude = 0.0
+                for c in 0..<rows {
+                    let v = Double(g[s * rows * columns + c * columns + j])
+                    sum += v
+                    magnitude += abs(v)
+                }
+                let bound = Self.f16Rounding * (1 + 0x1p-10) * magnitude + Double(rows) * 0x1p-24
+                if abs(sum) > bound { outside.append((s, j)) }
+                worst = max(worst, abs(sum) / bound)
+                typical += magnitude / Double(n * columns)
+            }
+        }
+        #expect(outside.isEmpty, "\(outside.count) (sample, column) sums exceed F16 rounding, first \(outside.prefix(3)); worst \(worst) of the bound")
+        // The property is not vacuous: a column's entries are not all tiny.
+        #expect(typical > 0.5, "mean Σ_c |g_s[c, j]| = \(typical)")
+    }
+
+    /// Σ_c |e_tc| = 2(1 − p_target) ≤ 2, so Σ_s Σ_c |g_s[c, j]| ≤ (2/63) Σ_{s,t} |h_tj| ≤
+    /// (2/63) √(1008 · Σ_{s,t} h_tj²) (Cauchy–Schwarz over the 1,008 positions with a target), and
+    /// Σ_{s,t} h_tj² ≤ 1024 · act_sq_j, lm_head's mean squared input over all 1,024 tokens
+    /// (`calibration.safetensors`). F16 rounding adds at most 2⁻¹¹ relative plus 2⁻²⁵ per entry, F32
+    /// act_sq 2⁻²⁴ relative. Catches a gradient missing its 1/63, or summed over samples.
+    @Test("Σ_s Σ_c |g_s[c, j]| ≤ (2/63) √(1008 · 1024 · act_sq_j) with lm_head's act_sq from calibration.safetensors")
+    func gradientMagnitudes() throws {
+        let (n, rows, columns) = (Self.samples, Self.vocab, Self.hidden)
+        let g = try #require(try CalibrationStatistics.load(path: Self.gradientsFile).gradients(for: "lm_head.weight", elementCount: rows * columns)).values
+        let actSq = try #require(try Self.statistics().activationSquares(for: "lm_head.weight"))
+        let targets = Double(n * Self.positions)
+        var ratios: [Double] = []
+        for j in 0..<columns {
+            var total = 0.0
+            for s in 0..<n { for c in 0..<rows { total += abs(Double(g[s * rows * columns + c * columns + j])) } }
+            let bound = 2 / Double(Self.positions) * (targets * Double(Self.tokenCount) * Double(actSq[j]) * (1 + Self.f32Rounding)).squareRoot()
+            ratios.append(total / (bound * (1 + 2 * Self.f16Rounding) + Double(n * rows) * Self.f16SubnormalRounding))
+        }
+        #expect(ratios.max()! <= 1, "column \(ratios.firstIndex(of: ratios.max()!)!): \(ratios.max()!) of the bound")
+        #expect(ratios.min()! > 0.1, "gradients are far below the bound: \(ratios.min()!)")
     }
 }

@@ -7,7 +7,9 @@ import TensorCore
 /// - llama.cpp imatrix files, legacy `.dat` or GGUF: per weight the mean squared input activation
 ///   `E[x_j²]` of every input column `j` (see `ImportanceMatrix`);
 /// - safetensors with, per linear weight `<W>`, `<W>.act_sq` (F32 `[in]`, `E[x_j²]`) and/or
-///   `<W>.hessian` (F32 `[in, in]`, `E[x xᵀ]`, whose diagonal is `E[x_j²]`).
+///   `<W>.hessian` (F32 `[in, in]`, `E[x xᵀ]`, whose diagonal is `E[x_j²]`), and/or `<W>.grads`
+///   (`[samples, elements of W]`: row i the flattened per-sample gradient of the loss, row-major like
+///   `W`; what the empirical Fisher of oBERT pruning is built from). Any float dtype.
 /// Weights are looked up by name, then by their llama.cpp GGUF name (an HF-named checkpoint with an
 /// imatrix from llama-imatrix) or HF name, via `LlamaTensorNames`.
 public struct CalibrationStatistics: Sendable {
@@ -43,12 +45,39 @@ public struct CalibrationStatistics: Sendable {
         return nil
     }
 
-    /// True when the file has statistics for weight `name` (under either spelling), checked
-    /// without reading them.
+    /// True when the file has statistics for weight `name` (under either spelling: activation
+    /// squares, a Hessian or per-sample gradients), checked without reading them.
     public func covers(_ name: String) -> Bool {
         ([name] + LlamaTensorNames.aliases(of: name)).contains { candidate in
-            importance?[candidate] != nil || tensors?[candidate + ".act_sq"] != nil || tensors?[candidate + ".hessian"] != nil
+            importance?[candidate] != nil
+                || [".act_sq", ".hessian", ".grads"].contains { tensors?[candidate + $0] != nil }
         }
+    }
+
+    /// The per-sample gradients of weight `name` (`<name>.grads`): `samples` rows of `elementCount`
+    /// values, row i the flattened gradient of sample i (row-major like the weight), or nil when the
+    /// file has none for it (imatrix files never do). Throws when the tensor is not a 2-D float
+    /// tensor, its rows do not have `elementCount` values, it has no rows, or a value is not finite.
+    public func gradients(for name: String, elementCount: Int) throws -> (samples: Int, values: [Float])? {
+        for candidate in [name] + LlamaTensorNames.aliases(of: name) {
+            guard let entry = tensors?[candidate + ".grads"] else { continue }
+            guard case .dense(let t) = entry.payload, t.dtype.isConvertibleFloat, t.shape.rank == 2 else {
+                throw CalibrationError(file: path, message: "'\(entry.name)' must be a 2-D float tensor [samples, elements of the weight]")
+            }
+            let (samples, columns) = (t.shape.dimensions[0], t.shape.dimensions[1])
+            guard columns == elementCount else {
+                throw CalibrationError(file: path, message: "'\(entry.name)' has \(columns) values per sample, but '\(name)' has \(elementCount) elements")
+            }
+            guard samples > 0 else {
+                throw CalibrationError(file: path, message: "'\(entry.name)' holds no samples")
+            }
+            let values = try t.floats()
+            if let bad = values.firstIndex(where: { !$0.isFinite }) {
+                throw CalibrationError(file: path, message: "'\(entry.name)' holds a non-finite value (sample \(bad / columns), element \(bad % columns))")
+            }
+            return (samples, values)
+        }
+        return nil
     }
 
     /// The full `E[x xᵀ]` of weight `name` (`<name>.hessian`, row-major `[in, in]`), or nil when the
