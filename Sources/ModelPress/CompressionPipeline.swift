@@ -93,12 +93,10 @@ public struct CompressionPipeline: Sendable {
         let work = steps.reduce(0) { $0 + (type(of: $1.pass).rewritesTensors ? $1.selected.count : 0) }
         var done = 0, bytesDone = 0
         for step in steps {
-            guard type(of: step.pass).rewritesTensors else {
-                context.location = step.location
-                try step.pass.plan(checkpoint, selected: step.selected, consumers: step.consumers, context: &context)
-                context.location = nil
-                continue
-            }
+            context.location = step.location
+            try step.pass.plan(checkpoint, selected: step.selected, consumers: step.consumers, context: &context)
+            context.location = nil
+            guard type(of: step.pass).rewritesTensors else { continue }
             for i in step.selected {
                 var entry = checkpoint.entries[i]
                 try step.pass.apply(to: &entry, context: context)

@@ -28,6 +28,8 @@ public protocol CompressionPass: Sendable {
     /// The problem with the calibration statistics this pass would use for a tensor, if any
     /// (checked before any weight is read, when a calibration file is given). Default: none.
     func calibrationProblem(with entry: CheckpointManifest.Entry, statistics: CalibrationStatistics) -> String?
+    /// Where the pass sits in a tensor's life (default `encode`): see `PassStage`.
+    static var stage: PassStage { get }
     /// False for a planning step (`allocate.bits`) that decides settings for later steps without
     /// rewriting anything itself; its tensors stay free for one rewriting step each. Default: true.
     static var rewritesTensors: Bool { get }
@@ -43,6 +45,12 @@ public protocol CompressionPass: Sendable {
     /// Rewrites one selected tensor.
     func apply(to entry: inout TensorEntry, context: PassContext) throws
 }
+
+/// Where a rewriting pass sits in a tensor's life. A tensor may be rewritten by at most one `prune`
+/// step (dense in, dense out: some weights set to exact zeros) and then by at most one `encode` step
+/// (quantize, cast), in that order; pruning also comes before any `allocate.bits` plan of the tensor,
+/// so that bit allocation measures the weights that will be quantized.
+public enum PassStage: Sendable { case prune, encode }
 
 /// A pass's options, read through an `OptionReader` (which also documents them).
 public protocol PassOptions: Sendable {
@@ -93,6 +101,7 @@ extension CompressionPass {
     public func calibrationProblem(with entry: CheckpointManifest.Entry, statistics: CalibrationStatistics) -> String? { nil }
 
     public static var rewritesTensors: Bool { true }
+    public static var stage: PassStage { .encode }
     public var takesPlannedSetting: Bool { false }
     public func consumerProblem(_ consumer: any CompressionPass) -> String? { nil }
     public func plan(_ checkpoint: Checkpoint, selected: [Int], consumers: [Int: any CompressionPass], context: inout PassContext) throws {}

@@ -7,7 +7,7 @@ import Recipes
 public struct PassRegistry: Sendable {
     public let passes: [any CompressionPass.Type]
 
-    public static let builtIn = PassRegistry([BitAllocationPass.self, IntegerQuantization.self, NF4Quantization.self, FP8Quantization.self, GGMLQuantizationPass.self, CastPass.self])
+    public static let builtIn = PassRegistry([MagnitudePruning.self, WandaPruning.self, OBSPruning.self, BitAllocationPass.self, IntegerQuantization.self, NF4Quantization.self, FP8Quantization.self, GGMLQuantizationPass.self, CastPass.self])
 
 
     public init(_ passes: [any CompressionPass.Type]) {
@@ -29,7 +29,9 @@ public struct PassRegistry: Sendable {
         var directives = RecipeDirectives()
         var diagnostics: [RecipeDiagnostic] = []
         var bound: [BoundStep] = []
-        var owner: [Int: SourceLocation] = [:]     // a tensor is compressed by one step only
+        var owner: [Int: SourceLocation] = [:]     // a tensor is compressed by one encoding step only
+        var prunedBy: [Int: SourceLocation] = [:]  // ... after at most one pruning step
+        var plannedAt: [Int: SourceLocation] = [:]
         for step in recipe.steps {
             if RecipeDirectives.names.contains(step.name) {
                 diagnostics += directives.read(step)
@@ -61,9 +63,23 @@ public struct PassRegistry: Sendable {
                 if let problem = instance.problem(with: manifest.entries[i]) {
                     diagnostics.append(RecipeDiagnostic(step.location, "\(step.name): tensor '\(manifest.entries[i].name)': \(problem)"))
                 }
-                guard type.rewritesTensors else { continue }
-                if let first = owner[i] {
-                    diagnostics.append(RecipeDiagnostic(step.location, "tensor '\(manifest.entries[i].name)' is already compressed by the step at \(first)"))
+                let tensor = manifest.entries[i].name
+                guard type.rewritesTensors else {
+                    if plannedAt[i] == nil { plannedAt[i] = step.location }
+                    continue
+                }
+                if type.stage == .prune {
+                    if let first = owner[i] {
+                        diagnostics.append(RecipeDiagnostic(step.location, "tensor '\(tensor)' is already compressed by the step at \(first); prune before quantizing"))
+                    } else if let first = prunedBy[i] {
+                        diagnostics.append(RecipeDiagnostic(step.location, "tensor '\(tensor)' is already pruned by the step at \(first)"))
+                    } else if let first = plannedAt[i] {
+                        diagnostics.append(RecipeDiagnostic(step.location, "tensor '\(tensor)' is planned by the step at \(first); prune before allocating bits"))
+                    } else {
+                        prunedBy[i] = step.location
+                    }
+                } else if let first = owner[i] {
+                    diagnostics.append(RecipeDiagnostic(step.location, "tensor '\(tensor)' is already compressed by the step at \(first)"))
                 } else {
                     owner[i] = step.location
                 }

@@ -134,6 +134,9 @@ public struct OptionReader {
         }
     }
 
+    /// True when the step writes `key` (for options whose meaning depends on whether they are given).
+    public func has(_ key: String) -> Bool { step?.option(key) != nil }
+
     /// Records a problem with an option's value found after reading it (e.g. a malformed `group:N`).
     public mutating func report(_ key: String, _ message: String) {
         guard let option = step?.option(key) else { return }

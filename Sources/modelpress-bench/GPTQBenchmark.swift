@@ -14,15 +14,8 @@ struct GPTQBenchmark {
     let n: Int
 
     func run() throws {
-        var rng = SeededGenerator(seed: 4096)
-        let w = rng.gaussianFloats(count: n * n, standardDeviation: 0.02)
-        let a = rng.gaussianFloats(count: n * n)
-        var h = [Float](repeating: 0, count: n * n)
-        let sgemm = medianSeconds(repetitions: 3) {
-            BLAS.gemm(.none, .transposed, m: n, n: n, k: n, alpha: 1 / Float(n), a: a, lda: n, b: a, ldb: n, c: &h, ldc: n)
-        }
-        for j in 0..<n { h[j * n + j] += 0.1 }
-        let sgemmRate = 2 * pow(Double(n), 3) / sgemm
+        let layer = SecondOrderLayer(n: n)
+        let w = layer.w, h = layer.h, sgemm = layer.sgemmSeconds, sgemmRate = layer.sgemmRate
         print("GPTQ benchmark: [\(n), \(n)] weight, [\(n), \(n)] Hessian, 4-bit per channel, block 128, median of 3")
         print("  sgemm [\(n), \(n)] x [\(n), \(n)]: \(fixed(sgemm, 3)) s, \(fixed(sgemmRate / 1e9, 1)) GFLOP/s")
         let gptq = GPTQQuantizer(bits: 4, symmetric: false, granularity: .channel)

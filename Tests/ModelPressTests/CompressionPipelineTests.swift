@@ -16,7 +16,7 @@ struct CompressionPipelineTests {
 
     @Test("Recipes/ holds the documented recipes")
     func recipeList() {
-        #expect(Self.recipes == ["baq-avg3.recipe", "baq-avg4.recipe", "fp8-e4m3.recipe", "gguf-baq-mixed.recipe", "gguf-q4k.recipe", "gptq-int4.recipe", "lossless.recipe", "nf4.recipe", "w4-group128.recipe", "w4-mse-clip.recipe", "w8-per-channel.recipe"])
+        #expect(Self.recipes == ["baq-avg3.recipe", "baq-avg4.recipe", "fp8-e4m3.recipe", "gguf-baq-mixed.recipe", "gguf-q4k.recipe", "gptq-int4.recipe", "lossless.recipe", "nf4.recipe", "prune-2of4-sparsegpt.recipe", "prune50-magnitude.recipe", "prune50-then-w4.recipe", "w4-group128.recipe", "w4-mse-clip.recipe", "w8-per-channel.recipe"])
     }
 
     @Test("every recipe runs on the test model; the report matches the written file", arguments: recipes)
@@ -46,8 +46,12 @@ struct CompressionPipelineTests {
             #expect(abs(record.relativeError - expected) <= 1e-9 + 1e-6 * expected, "\(name) \(before.name)")
             #expect(record.encoding == after.encodingName)
         }
-        // nf4 leaves embeddings and lm_head alone, as bitsandbytes does; the others quantize them too.
-        #expect(quantizedCount == (name == "nf4.recipe" ? 14 : name == "lossless.recipe" ? 0 : 16), "\(name): 14 linear weights (+ embeddings + lm_head)")
+        #expect(quantizedCount == Self.quantizedCount(name), "\(name): 14 linear weights (+ embeddings + lm_head)")
+        if Self.prunesOnly(name) {
+            // Exactly half of every linear weight is zero; embeddings and lm_head are untouched.
+            #expect(report.tensors.filter { $0.sparsity == 0.5 }.count == 14 && report.tensors.filter { $0.sparsity == 0 }.count == 7)
+            return
+        }
         if name.hasPrefix("lossless") {
             #expect(report.tensors.allSatisfy { $0.relativeError == 0 })
             let fileSize = try FileManager.default.attributesOfItem(atPath: output)[.size] as! Int
@@ -59,8 +63,17 @@ struct CompressionPipelineTests {
         #expect(report.totals.ratio > 3.5)
     }
 
+    /// Recipes that prune and leave the weights dense.
+    static func prunesOnly(_ name: String) -> Bool { name.hasPrefix("prune") && !name.contains("-then-") }
+
+    /// Tensors a recipe quantizes on pico-llama: nf4 leaves embeddings and lm_head alone, as
+    /// bitsandbytes does; the other quantizing recipes do all 16 weight matrices.
+    static func quantizedCount(_ name: String) -> Int {
+        name == "nf4.recipe" ? 14 : name == "lossless.recipe" || prunesOnly(name) ? 0 : 16
+    }
+
     @Test("integer and FP8 recipes write GGUF too: the same quantized tensors and errors as safetensors; the report matches the file",
-          arguments: recipes.filter { !$0.hasPrefix("gguf-") && !$0.hasPrefix("lossless") })
+          arguments: recipes.filter { !$0.hasPrefix("gguf-") && !$0.hasPrefix("lossless") && !prunesOnly($0) })
     func recipeToGGUF(_ name: String) throws {
         let dir = try TemporaryDirectory(prefix: "pipeline-gguf")
         let recipe = Self.root.appendingPathComponent("Recipes/\(name)").path
@@ -77,7 +90,7 @@ struct CompressionPipelineTests {
             default: Issue.record("\(name) \(x.name): \(x.encodingName) in GGUF, \(y.encodingName) in safetensors")
             }
         }
-        #expect(quantizedCount == (name == "nf4.recipe" ? 14 : 16))
+        #expect(quantizedCount == Self.quantizedCount(name))
         #expect(report.tensors.map(\.relativeError) == reference.tensors.map(\.relativeError))
         #expect(report.tensors.map(\.encoding) == reference.tensors.map(\.encoding))
         let fileSize = try FileManager.default.attributesOfItem(atPath: gguf)[.size] as! Int

@@ -1,10 +1,12 @@
 import CheckpointFormats
 
-/// What a planning step (`allocate.bits`) decided for each tensor it selected: the setting that the
-/// later `quantize.int bits=auto` or `quantize.ggml type=auto` step applies to it.
+/// What planning decided for each tensor: the setting that the later `quantize.int bits=auto` or
+/// `quantize.ggml type=auto` step applies to it (from `allocate.bits`), or the score cut-off of a
+/// global pruning step (`prune.magnitude scope=global`, used by the same step).
 ///
 /// Invariant: a setting is stored under the tensor's name by exactly one planning step, before any
-/// step that consumes it runs (the recipe binder checks the order).
+/// step that consumes it runs (the recipe binder checks the order, and that pruning comes before
+/// allocation).
 public struct AllocationPlan: Sendable, Equatable {
     /// One tensor's planned setting.
     public enum Setting: Sendable, Equatable, CustomStringConvertible {
@@ -14,6 +16,9 @@ public struct AllocationPlan: Sendable, Equatable {
         case columnBits([UInt8])
         /// A ggml block type.
         case ggml(GGMLType)
+        /// Prune the weights whose score key (`SmallestScores.key`) is below `key`, plus the first
+        /// `ties` (in element order) whose key equals it.
+        case pruneBelow(key: UInt32, ties: Int)
 
         public var description: String {
             switch self {
@@ -21,6 +26,7 @@ public struct AllocationPlan: Sendable, Equatable {
             case .columnBits(let widths):
                 widths.isEmpty ? "columns" : "columns \(widths.min()!)-\(widths.max()!) (mean \(String(format: "%.3f", Double(widths.reduce(0) { $0 + Int($1) }) / Double(widths.count))))"
             case .ggml(let type): type.name
+            case .pruneBelow(let key, let ties): "prune below \(Float(bitPattern: key)) (+\(ties) ties)"
             }
         }
     }

@@ -64,6 +64,9 @@ public struct GGMLQuantizationPass: CompressionPass {
         return nil
     }
 
+    /// The types whose blocks store a minimum (`x ≈ d·q − m`): 0 is generally not on their grid.
+    public static let storesMinimum: Set<GGMLType> = [.q4_1, .q5_1, .q2_K, .q4_K, .q5_K]
+
     public func apply(to entry: inout TensorEntry, context: PassContext) throws {
         guard case .dense(let tensor) = entry.payload else {
             throw PassError(pass: Self.name, tensor: entry.name, message: "expects a dense float tensor, found \(entry.encodingName)")
@@ -74,6 +77,9 @@ public struct GGMLQuantizationPass: CompressionPass {
                 throw PassError(pass: Self.name, tensor: entry.name, message: "type=auto, but no allocate.bits target=ggml step planned a type for it")
             }
             type = planned
+        }
+        if entry.sparsity != nil, Self.storesMinimum.contains(type) {
+            context.note?("warning: \(Self.name): tensor '\(entry.name)' was pruned, but \(type.name) stores a block minimum and does not keep zeros exactly; the report shows the sparsity that remains (Q4_0, Q5_0, Q8_0, Q3_K, Q6_K keep them)")
         }
         let importance = try context.calibration?.activationSquares(for: entry.name)
         entry.payload = .ggml(try GGMLQuantization.quantize(tensor, name: entry.name, to: type, importance: importance,

@@ -39,11 +39,17 @@ public struct GPTQQuantizer: Sendable {
     /// plans them (BAQ): each row has one grid per width present, fitted on the row's original
     /// values in the columns of that width (as round to nearest does, see `QuantizedTensor.columnBits`);
     /// a width-0 column is quantized to 0 and its whole value passed on as error.
+    ///
+    /// `keepingZeros` (a pruned tensor's mask, row-major like `values`) marks weights that must stay
+    /// exactly 0: they are quantized to the grid's zero whatever earlier columns pushed onto them, and
+    /// that error is compensated like any other (algorithms.md §8).
     public func quantize(_ values: [Float], shape: Shape, hessian: [Float], columnBits: [UInt8]? = nil,
-                         threadCount: Int = 1) throws(LinalgError) -> QuantizedTensor {
+                         keepingZeros zeroMask: [Bool]? = nil, threadCount: Int = 1) throws(LinalgError) -> QuantizedTensor {
         let rows = shape.rowCount, columns = shape.columnCount
         precondition(values.count == rows * columns && hessian.count == columns * columns, "GPTQ: sizes do not fit")
         precondition(columnBits == nil || (columnBits!.count == columns && grid.granularity == .channel), "GPTQ: column widths need channel granularity")
+        precondition(zeroMask == nil || zeroMask!.count == values.count, "GPTQ: the zero mask does not fit")
+        let zeroMask = zeroMask ?? []
         let n = columns
         // Processing order.
         let diagonal = (0..<n).map { hessian[$0 * n + $0] }
@@ -102,7 +108,7 @@ public struct GPTQQuantizer: Sendable {
         var codes = [UInt8](repeating: 0, count: rows * n)
         var errors = [Float](repeating: 0, count: rows * blockSize)
         for start in stride(from: 0, to: n, by: blockSize) {
-            let end = min(start + blockSize, n), width = end - start
+            let end = min(start + blockSize, n)
             // Rows are independent inside a block: each worker takes whole rows (disjoint writes), so
             // the result does not depend on the thread count.
             w.withUnsafeMutableBufferPointer { wBuffer in
@@ -111,8 +117,9 @@ public struct GPTQQuantizer: Sendable {
                         scales.withUnsafeMutableBufferPointer { scaleBuffer in
                             zeros.withUnsafeMutableBufferPointer { zeroBuffer in
                                 grids.withUnsafeMutableBufferPointer { gridBuffer in
+                                  zeroMask.withUnsafeBufferPointer { maskBuffer in
                                     let box = GPTQBuffers(w: wBuffer, codes: codeBuffer, errors: errorBuffer, scales: scaleBuffer,
-                                                          zeros: zeroBuffer, grids: gridBuffer)
+                                                          zeros: zeroBuffer, grids: gridBuffer, keepZero: maskBuffer)
                                     ParallelLoop.forEachRange(count: rows, threadCount: threadCount) { rowRange in
                                         for r in rowRange {
                                             quantizeBlockRow(r, start: start, end: end, n: n, order: order, u: u, dynamicGroups: dynamicGroups,
@@ -120,24 +127,14 @@ public struct GPTQQuantizer: Sendable {
                                                              classGrids: classGrids, box: box)
                                         }
                                     }
+                                  }
                                 }
                             }
                         }
                     }
                 }
             }
-            // W[:, end:] -= E[:, 0..<width] · U[start..<end, end..<n]
-            if end < n {
-                errors.withUnsafeBufferPointer { e in
-                    u.withUnsafeBufferPointer { uu in
-                        w.withUnsafeMutableBufferPointer { ww in
-                            BLAS.gemm(.none, .none, m: rows, n: n - end, k: width, alpha: -1,
-                                      a: e.baseAddress!, lda: blockSize, b: uu.baseAddress! + start * n + end, ldb: n,
-                                      beta: 1, c: ww.baseAddress! + end, ldc: n)
-                        }
-                    }
-                }
-            }
+            LazyBlockUpdate.apply(&w, errors: errors, u: u, rows: rows, n: n, start: start, end: end, blockSize: blockSize)
         }
         if let columnBits {
             return QuantizedTensor(shape: shape, symmetric: symmetric, columnBits: columnBits, codes: codes, scales: scales, zeroPoints: zeros)
@@ -180,6 +177,9 @@ public struct GPTQQuantizer: Sendable {
             if column == -1 {
                 code = 0
                 q = 0
+            } else if !box.keepZero.isEmpty && box.keepZero[r * n + natural] {
+                code = box.grids[g].map { grid.encode(0, $0) } ?? UInt8(box.zeros[g])
+                q = 0
             } else if let fitted = box.grids[g] {
                 code = grid.encode(x, fitted)
                 q = fitted.scale * Float(Int32(code) - fitted.zero)
@@ -200,53 +200,17 @@ public struct GPTQQuantizer: Sendable {
         }
     }
 
-    /// The diagonal of `U` (see `upperFactorOfInverse`) from one Cholesky factorization instead of
-    /// three: `H⁻¹ = UᵀU` means `H = VVᵀ` with `V = U⁻¹` upper triangular and `V_jj = 1/U_jj`, and
-    /// that "upper-lower" factor is the Cholesky factor of `H` with its rows and columns reversed,
-    /// read backwards. Same damping rule. (n³/3 flops instead of 4n³/3.)
-    func diagonalOfUpperFactorOfInverse(_ h: [Float], n: Int) throws(LinalgError) -> [Float] {
-        var reversed = [Float](repeating: 0, count: n * n)
-        for i in 0..<n { for j in 0..<n { reversed[i * n + j] = h[(n - 1 - i) * n + (n - 1 - j)] } }
-        let factor = try dampedFactor(reversed, n: n) { (p) throws(LinalgError) in
-            try LAPACK.choleskyFactor(.lower, n: n, a: p.baseAddress!, lda: n)
-        }
-        return (0..<n).map { j in 1 / factor[(n - 1 - j) * n + (n - 1 - j)] }
-    }
+    /// The damped factorizations of `H` this quantizer uses (`damping` relative to `mean(diag H)`).
+    var factorization: DampedHessian { DampedHessian(damping: damping) }
 
-    /// `U` with `(H + λ·mean(diag H)·I)⁻¹ = Uᵀ U`, λ raised ×10 (up to 4 times) while not positive definite.
+    /// `DampedHessian.upperFactorOfInverse` with this quantizer's damping.
     func upperFactorOfInverse(_ h: [Float], n: Int) throws(LinalgError) -> [Float] {
-        var a = try dampedFactor(h, n: n) { (p) throws(LinalgError) in
-            try LAPACK.choleskyFactor(.upper, n: n, a: p.baseAddress!, lda: n)
-            try LAPACK.choleskyInverse(.upper, n: n, a: p.baseAddress!, lda: n)
-            try LAPACK.choleskyFactor(.upper, n: n, a: p.baseAddress!, lda: n)
-        }
-        for i in 0..<n { for j in 0..<i { a[i * n + j] = 0 } }
-        return a
+        try factorization.upperFactorOfInverse(h, n: n)
     }
 
-    /// `factor` applied to `H + λ·mean(diag H)·I` after dead inputs (`H_jj = 0`) get `H_jj = 1`, λ
-    /// starting at `damping` and raised ×10 (up to 4 times) while the factorization finds the matrix
-    /// not positive definite.
-    private func dampedFactor(_ h: [Float], n: Int, _ factor: (UnsafeMutableBufferPointer<Float>) throws(LinalgError) -> Void) throws(LinalgError) -> [Float] {
-        var h = h
-        for j in 0..<n where h[j * n + j] == 0 { h[j * n + j] = 1 }
-        var mean = 0.0
-        for j in 0..<n { mean += Double(h[j * n + j]) }
-        mean /= Double(max(n, 1))
-        var lambda = damping
-        var attempt = 0
-        while true {
-            var a = h
-            for j in 0..<n { a[j * n + j] += Float(lambda * mean) }
-            do {
-                try a.withUnsafeMutableBufferPointer { (p) throws(LinalgError) in try factor(p) }
-                return a
-            } catch {
-                attempt += 1
-                if attempt > 4 { throw error }
-                lambda *= 10
-            }
-        }
+    /// `DampedHessian.diagonalOfUpperFactorOfInverse` with this quantizer's damping.
+    func diagonalOfUpperFactorOfInverse(_ h: [Float], n: Int) throws(LinalgError) -> [Float] {
+        try factorization.diagonalOfUpperFactorOfInverse(h, n: n)
     }
 }
 
@@ -258,4 +222,6 @@ struct GPTQBuffers: @unchecked Sendable {
     let scales: UnsafeMutableBufferPointer<Float>
     let zeros: UnsafeMutableBufferPointer<Int32>
     let grids: UnsafeMutableBufferPointer<IntegerQuantizer.Grid?>
+    /// Empty, or one flag per weight (natural order): the weight stays exactly 0.
+    let keepZero: UnsafeBufferPointer<Bool>
 }

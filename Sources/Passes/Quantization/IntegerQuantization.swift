@@ -15,6 +15,8 @@ import Recipes
 /// each weight's input Hessian from the calibration statistics (see `GPTQQuantizer`; `block=`,
 /// `damp=`, `act_order=`). It needs a full Hessian (`<weight>.hessian`) unless `hessian=diagonal`
 /// allows the diagonal (`act_sq` or an imatrix), and uses min/max grids (`clipping` must stay minmax).
+/// A pruned tensor (an earlier `prune.*` step) keeps its zeros exactly: round to nearest maps 0 to
+/// the grid's zero, and GPTQ quantizes the pruned weights to 0 and compensates the difference.
 /// `bits=auto` takes each tensor's width from an earlier `allocate.bits` step: one width per tensor,
 /// or one per input column (`granularity=channel` only; each row then has one scale, and zero point,
 /// per width present, see `QuantizedTensor.columnBits`).
@@ -101,7 +103,7 @@ public struct IntegerQuantization: CompressionPass {
             try apply(to: &entry, tensor: tensor, quantizer: quantizer, gptq: gptq, columnBits: nil, context: context)
         case .columnBits(let widths):
             try apply(to: &entry, tensor: tensor, quantizer: base, gptq: options.gptq, columnBits: widths, context: context)
-        case .ggml, nil:
+        case .ggml, .pruneBelow, nil:
             throw PassError(pass: Self.name, tensor: entry.name, message: "bits=auto, but no allocate.bits step planned a width for it")
         }
     }
@@ -129,7 +131,9 @@ public struct IntegerQuantization: CompressionPass {
                 throw PassError(pass: Self.name, tensor: entry.name, message: "no usable Hessian in \(statistics.path)")
             }
             do {
-                entry.payload = .quantized(try gptq.quantize(values, shape: entry.shape, hessian: hessian, columnBits: columnBits, threadCount: context.threadCount))
+                let zeros = entry.sparsity == nil ? nil : values.map { $0 == 0 }   // pruned weights stay 0
+                entry.payload = .quantized(try gptq.quantize(values, shape: entry.shape, hessian: hessian, columnBits: columnBits,
+                                                             keepingZeros: zeros, threadCount: context.threadCount))
             } catch {
                 throw PassError(pass: Self.name, tensor: entry.name, message: "GPTQ: \(error) (even with 10000x the damping)")
             }

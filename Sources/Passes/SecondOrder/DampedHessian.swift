@@ -1,0 +1,61 @@
+import TensorCore
+
+/// Factorizations of a damped input Hessian `H + λ·mean(diag H)·I`, shared by the second-order
+/// passes (GPTQ, SparseGPT, BAQ's sensitivities).
+///
+/// Invariants: dead inputs (`H_jj = 0`) get `H_jj = 1` first (their columns are then rounded or
+/// pruned without spreading error); λ starts at `damping` and is raised ×10, up to 4 times, while the
+/// factorization finds the matrix not positive definite.
+struct DampedHessian: Sendable {
+    /// λ, relative to `mean(diag H)`.
+    let damping: Double
+
+    /// The diagonal of `U` (see `upperFactorOfInverse`) from one Cholesky factorization instead of
+    /// three: `H⁻¹ = UᵀU` means `H = VVᵀ` with `V = U⁻¹` upper triangular and `V_jj = 1/U_jj`, and
+    /// that "upper-lower" factor is the Cholesky factor of `H` with its rows and columns reversed,
+    /// read backwards. Same damping rule. (n³/3 flops instead of 4n³/3.)
+    func diagonalOfUpperFactorOfInverse(_ h: [Float], n: Int) throws(LinalgError) -> [Float] {
+        var reversed = [Float](repeating: 0, count: n * n)
+        for i in 0..<n { for j in 0..<n { reversed[i * n + j] = h[(n - 1 - i) * n + (n - 1 - j)] } }
+        let factor = try dampedFactor(reversed, n: n) { (p) throws(LinalgError) in
+            try LAPACK.choleskyFactor(.lower, n: n, a: p.baseAddress!, lda: n)
+        }
+        return (0..<n).map { j in 1 / factor[(n - 1 - j) * n + (n - 1 - j)] }
+    }
+
+    /// `U` with `(H + λ·mean(diag H)·I)⁻¹ = Uᵀ U`, λ raised ×10 (up to 4 times) while not positive definite.
+    func upperFactorOfInverse(_ h: [Float], n: Int) throws(LinalgError) -> [Float] {
+        var a = try dampedFactor(h, n: n) { (p) throws(LinalgError) in
+            try LAPACK.choleskyFactor(.upper, n: n, a: p.baseAddress!, lda: n)
+            try LAPACK.choleskyInverse(.upper, n: n, a: p.baseAddress!, lda: n)
+            try LAPACK.choleskyFactor(.upper, n: n, a: p.baseAddress!, lda: n)
+        }
+        for i in 0..<n { for j in 0..<i { a[i * n + j] = 0 } }
+        return a
+    }
+
+    /// `factor` applied to `H + λ·mean(diag H)·I` after dead inputs (`H_jj = 0`) get `H_jj = 1`, λ
+    /// starting at `damping` and raised ×10 (up to 4 times) while the factorization finds the matrix
+    /// not positive definite.
+    private func dampedFactor(_ h: [Float], n: Int, _ factor: (UnsafeMutableBufferPointer<Float>) throws(LinalgError) -> Void) throws(LinalgError) -> [Float] {
+        var h = h
+        for j in 0..<n where h[j * n + j] == 0 { h[j * n + j] = 1 }
+        var mean = 0.0
+        for j in 0..<n { mean += Double(h[j * n + j]) }
+        mean /= Double(max(n, 1))
+        var lambda = damping
+        var attempt = 0
+        while true {
+            var a = h
+            for j in 0..<n { a[j * n + j] += Float(lambda * mean) }
+            do {
+                try a.withUnsafeMutableBufferPointer { (p) throws(LinalgError) in try factor(p) }
+                return a
+            } catch {
+                attempt += 1
+                if attempt > 4 { throw error }
+                lambda *= 10
+            }
+        }
+    }
+}
