@@ -87,6 +87,7 @@ public struct SparseGPTPruner: Sendable {
             let err = (x - q) / u[j * n + j]
             errors[r * blockSize + (j - start)] = err
             w[r * n + j] = q
+            guard err != 0 else { continue }   // a kept weight passes nothing on
             var k = j + 1
             while k < end {
                 w[r * n + k] -= err * u[j * n + k]
