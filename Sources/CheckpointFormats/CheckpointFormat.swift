@@ -50,14 +50,16 @@ extension CheckpointFormat {
 
 /// Opens any supported checkpoint path as a `Checkpoint`.
 public enum CheckpointReader {
-    /// Opens a `.safetensors` file, a sharded index (or its folder), or a GGUF file, with quantized
-    /// tensors put back together (`CompressedTensorsLayout`, `GGUFQuantizedLayout`). zstd-compressed
-    /// inputs are reported as not yet supported.
+    /// Opens a `.safetensors` file, a sharded index (or its folder), a GGUF file or a `.zst` archive of
+    /// one, with quantized tensors put back together (`CompressedTensorsLayout`, `GGUFQuantizedLayout`)
+    /// and, for safetensors, compactly stored sparse tensors made dense again (`SparseLayout`).
     public static func open(path: String) throws -> Checkpoint {
         let (format, resolved) = try CheckpointFormat.detect(path: path)
         switch format {
-        case .safetensors: return try CompressedTensorsLayout.collapse(SafetensorsReader.open(path: resolved), file: resolved)
-        case .shardedSafetensors: return try CompressedTensorsLayout.collapse(ShardedSafetensors.open(indexPath: resolved), file: resolved)
+        case .safetensors:
+            return try CompressedTensorsLayout.collapse(SparseLayout.collapse(SafetensorsReader.open(path: resolved), file: resolved), file: resolved)
+        case .shardedSafetensors:
+            return try CompressedTensorsLayout.collapse(SparseLayout.collapse(ShardedSafetensors.open(indexPath: resolved), file: resolved), file: resolved)
         case .gguf: return try GGUFQuantizedLayout.collapse(GGUFReader.open(path: resolved), file: resolved)
         case .zstd: return try ZstdCheckpoint.open(path: resolved)
         }

@@ -30,10 +30,11 @@ struct DecompressCommand: ParsableCommand {
             if dtype == nil, try CheckpointFormat.detect(path: input).format == .zstd {
                 let inner = try ZstdCheckpoint.innerFormat(path: input) ?? ZstdCheckpoint.innerPath(of: input).path.split(separator: ".").last.map(String.init)
                 // Dense safetensors archives are recognised from their header frames alone; anything
-                // else is opened (decoded) to see whether it holds compressed tensors.
+                // else is opened (decoded) to see whether it holds compressed tensors (compact sparse
+                // ones read back as dense entries marked sparse).
                 if let inner, output.hasSuffix("." + inner),
                    try ZstdCheckpoint.denseSafetensorsHeader(path: input) != nil
-                    || CheckpointReader.open(path: input).entries.allSatisfy({ if case .dense = $0.payload { true } else { false } }) {
+                    || CheckpointReader.open(path: input).entries.allSatisfy({ if case .dense = $0.payload { $0.sparsity == nil } else { false } }) {
                     try UsageError.refuseOverwriting(input: input, output: output)
                     try ZstdCheckpoint.extract(path: input, to: output)
                     if json { Console.standardOutput(try CheckpointSummary(path: output).renderJSON()) } else if !quiet {

@@ -87,12 +87,17 @@ extension TensorEntry {
         return false
     }
 
-    /// Bytes of the payload as a file of `format` stores it: a quantized tensor takes
-    /// `GGUFQuantizedLayout.storedByteCount` in GGUF and `byteCount` (the compressed-tensors layout)
-    /// elsewhere; other payloads take `byteCount` everywhere.
+    /// Bytes of the payload as a file of `format` stores it (data only, headers excluded): a quantized
+    /// tensor takes `GGUFQuantizedLayout.storedByteCount` in GGUF and `byteCount` (the
+    /// compressed-tensors layout) elsewhere; a dense tensor marked sparse takes
+    /// `SparseLayout.storedByteCount` (what the safetensors writer stores) outside GGUF, which always
+    /// stores it dense; other payloads take `byteCount` everywhere.
     public func byteCount(in format: CheckpointFormat) -> Int {
-        if format == .gguf, case .quantized(let q) = payload { return GGUFQuantizedLayout.storedByteCount(q) }
-        return byteCount
+        switch payload {
+        case .quantized(let q) where format == .gguf: return GGUFQuantizedLayout.storedByteCount(q)
+        case .dense(let t) where format != .gguf: return sparsity.map { SparseLayout.storedByteCount(t, pattern: $0) } ?? byteCount
+        default: return byteCount
+        }
     }
 }
 

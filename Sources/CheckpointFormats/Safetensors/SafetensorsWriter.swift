@@ -87,9 +87,10 @@ public enum SafetensorsWriter {
     }
 
     /// Writes a checkpoint; quantized tensors are stored in the compressed-tensors layout
-    /// (`CompressedTensorsLayout`), dense ones as they are.
+    /// (`CompressedTensorsLayout`), dense ones marked sparse compactly when that is smaller
+    /// (`SparseLayout`), other dense ones as they are.
     public static func write(_ checkpoint: Checkpoint, to path: String, ordering: Ordering = .preserve) throws {
-        let checkpoint = try CompressedTensorsLayout.expand(checkpoint)
+        let checkpoint = try SparseLayout.expand(CompressedTensorsLayout.expand(checkpoint), file: path)
         var tensors: [DenseTensor] = []
         var planned: [PlannedTensor] = []
         for entry in checkpoint.entries {
