@@ -50,6 +50,9 @@ struct CompressionPipelineTests {
         if Self.prunesOnly(name) {
             // Exactly half of every linear weight is zero; embeddings and lm_head are untouched.
             #expect(report.tensors.filter { $0.sparsity == 0.5 }.count == 14 && report.tensors.filter { $0.sparsity == 0 }.count == 7)
+            // Stored compactly (F32 at 50%: 4.25 of 8 bytes per pair of weights), read back marked.
+            #expect(report.totals.ratio > 1.7 && report.totals.ratio < 1.8, "\(report.totals.ratio)")
+            #expect(written.entries.filter { $0.sparsity != nil }.count == 14)
             return
         }
         if name.hasPrefix("lossless") {
