@@ -6,8 +6,9 @@ import Reports
 /// GPTQ on one [n, n] layer with an [n, n] Hessian (default n = 4096), 4-bit per channel, against
 /// the time OpenBLAS sgemm needs for the same number of floating-point operations on this machine.
 ///
-/// FLOPs counted for GPTQ: the three factorizations (potrf n³/3, potri 2n³/3, potrf n³/3 flops:
-/// 4n³/3) plus the column updates (2·rows·n² flops, inside the blocks and in the block GEMMs).
+/// FLOPs counted for GPTQ: the factorization of the inverse Hessian (one Cholesky n³/3 and one
+/// triangular inverse n³/3: 2n³/3) plus the column updates (2·rows·n² flops, inside the blocks and in
+/// the block GEMMs).
 /// The bound is those flops at the sgemm rate measured on an [n, n] × [n, n] product (the best
 /// case for dense float work on this machine).
 struct GPTQBenchmark {
@@ -21,7 +22,7 @@ struct GPTQBenchmark {
         let gptq = GPTQQuantizer(bits: 4, symmetric: false, granularity: .channel)
         let shape = Shape([n, n])
         let seconds = try medianSeconds(repetitions: 3) { blackHole(try gptq.quantize(w, shape: shape, hessian: h, threadCount: 2)) }
-        let flops = 4 * pow(Double(n), 3) / 3 + 2 * pow(Double(n), 3)
+        let flops = 2 * pow(Double(n), 3) / 3 + 2 * pow(Double(n), 3)
         let bound = flops / sgemmRate
         print("  GPTQ: \(fixed(seconds, 3)) s; the same \(fixed(flops / 1e9, 0)) GFLOP at the sgemm rate: \(fixed(bound, 3)) s; ratio \(fixed(seconds / bound, 2))x")
         // Quality on the same layer: output error tr(ΔW H ΔWᵀ) / tr(W H Wᵀ), GPTQ against round to nearest.

@@ -9,7 +9,7 @@ import Reports
 /// unstructured and 2:4, against the time OpenBLAS sgemm needs for the same number of
 /// floating-point operations on this machine.
 ///
-/// FLOPs counted: the three factorizations (4n³/3, as GPTQ) plus the column updates (2·rows·n²,
+/// FLOPs counted: the factorization of the inverse Hessian (2n³/3, as GPTQ) plus the column updates (2·rows·n²,
 /// inside the blocks and in the block GEMMs). Mask selection and scoring are O(rows·n) and not
 /// counted. The bound is those flops at the sgemm rate of an [n, n] × [n, n] product.
 struct SparseGPTBenchmark {
@@ -18,7 +18,7 @@ struct SparseGPTBenchmark {
     func run() throws {
         let layer = SecondOrderLayer(n: n)
         let w = layer.w, h = layer.h, sgemm = layer.sgemmSeconds, sgemmRate = layer.sgemmRate
-        let flops = 4 * pow(Double(n), 3) / 3 + 2 * pow(Double(n), 3)
+        let flops = 2 * pow(Double(n), 3) / 3 + 2 * pow(Double(n), 3)
         let bound = flops / sgemmRate
         print("prune.obs (SparseGPT) benchmark: [\(n), \(n)] weight, [\(n), \(n)] Hessian, block 128, 2 threads, median of 3")
         print("  sgemm [\(n), \(n)] x [\(n), \(n)]: \(fixed(sgemm, 3)) s, \(fixed(sgemmRate / 1e9, 1)) GFLOP/s; bound for \(fixed(flops / 1e9, 0)) GFLOP: \(fixed(bound, 3)) s")

@@ -8,12 +8,24 @@ import TensorCore
 /// integer order is the numeric order, and −0 counts as 0). Long inputs use a two-level radix select
 /// (`ScoreThreshold`, two passes, O(n)); short ones sort.
 enum SmallestScores {
-    /// Sets `mask[i] = true` for the chosen elements (other entries are left as they are).
+    /// Sets `mask[i] = true` for the chosen elements; `mask` must come in all false.
     static func mark(_ scores: UnsafeBufferPointer<Float>, count: Int, into mask: UnsafeMutableBufferPointer<Bool>) {
         let n = scores.count
         precondition(count >= 0 && count <= n && mask.count == n, "SmallestScores: bad count")
         if count == 0 { return }
         if count == n { for i in 0..<n { mask[i] = true }; return }
+        if n <= 16 {
+            // Tiny groups (N:M): repeated minimum scans, no allocation; the first minimum wins ties.
+            for _ in 0..<count {
+                var best = -1, bestKey = UInt32.max
+                for i in 0..<n where !mask[i] {
+                    let k = key(scores[i])
+                    if best < 0 || k < bestKey { best = i; bestKey = k }
+                }
+                mask[best] = true
+            }
+            return
+        }
         if n <= 2048 {
             let order = (0..<n).sorted { a, b in
                 let x = key(scores[a]), y = key(scores[b])

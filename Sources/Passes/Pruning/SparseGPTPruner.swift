@@ -74,10 +74,10 @@ public struct SparseGPTPruner: Sendable {
     /// error onto the block's later columns of the row.
     private func sweepRow(_ r: Int, start: Int, end: Int, n: Int, w: UnsafeMutableBufferPointer<Float>, mask: UnsafeMutableBufferPointer<Bool>,
                           errors: UnsafeMutableBufferPointer<Float>, u: UnsafeBufferPointer<Float>) {
-        var groupScores = [Float]()
+        var groupScores = [Float](repeating: 0, count: { if case .nOfM(_, let m) = target.pattern { return m }; return 0 }())
         for j in start..<end {
             if case .nOfM(let kept, let m) = target.pattern, (j - start) % m == 0 {
-                groupScores = (j..<(j + m)).map { k in let d = u[k * n + k], x = w[r * n + k]; return x * x / (d * d) }
+                for k in 0..<m { let d = u[(j + k) * n + j + k], x = w[r * n + j + k]; groupScores[k] = x * x / (d * d) }
                 groupScores.withUnsafeBufferPointer { s in
                     SmallestScores.mark(s, count: m - kept, into: UnsafeMutableBufferPointer(rebasing: mask[(r * n + j)..<(r * n + j + m)]))
                 }
