@@ -3,6 +3,7 @@ import Testing
 import TensorCore
 import CheckpointFormats
 import Passes
+import Recipes
 import Reports
 @testable import ModelPress
 import TestSupport
@@ -103,4 +104,59 @@ struct PruningPipelineTests {
         let e = Self.layerError(both), ePrune = Self.layerError(pruneOnly)
         #expect(e > ePrune && e < 1.5 * ePrune, "pruned + int4 \(e) vs pruned \(ePrune)")
     }
+
+    @Test("every quantizer keeps the zeros except ggml types with a block minimum, which warn; the report shows what remains")
+    func quantizersKeepZeros() throws {
+        let dir = try TemporaryDirectory(prefix: "prune-quantizers")
+        for (quantizer, output, keeps) in [("quantize.nf4", "a.safetensors", true), ("quantize.fp8", "b.safetensors", true),
+                                           ("quantize.ggml type=Q4_0", "c.gguf", true), ("quantize.ggml type=Q3_K", "d.gguf", true),
+                                           ("quantize.ggml type=Q4_K", "e.gguf", false)] {
+            let recipe = try dir.write(text: "prune.magnitude sparsity=50% targets=\"*mlp*\"\n\(quantizer) targets=\"*mlp*\"\n", to: "r.recipe")
+            let notes = NoteLog()
+            var pipeline = CompressionPipeline(inputPath: B.pico, recipePath: recipe)
+            pipeline.note = { notes.append($0) }
+            let report = try pipeline.compress(outputPath: dir.url(output))
+            let mlp = report.tensors.filter { $0.name.contains(".mlp.") }
+            #expect(mlp.count == 6)
+            if keeps {
+                #expect(mlp.allSatisfy { $0.sparsity >= 0.5 }, "\(quantizer): \(mlp.map(\.sparsity))")
+                #expect(notes.lines.isEmpty, "\(quantizer): \(notes.lines)")
+            } else {
+                #expect(mlp.allSatisfy { $0.sparsity < 0.5 }, "\(quantizer): \(mlp.map(\.sparsity))")
+                #expect(notes.lines.count == 6 && notes.lines.allSatisfy { $0.contains("does not keep zeros exactly") })
+            }
+        }
+    }
+
+    @Test("wiring mistakes are recipe errors before any weight is read: no statistics, no gradients, no Hessian")
+    func problems() throws {
+        let dir = try TemporaryDirectory(prefix: "prune-bad")
+        func diagnostics(_ text: String, calibration: String?) throws -> [String] {
+            let recipe = try dir.write(text: text, to: "bad.recipe")
+            var pipeline = CompressionPipeline(inputPath: B.pico, recipePath: recipe)
+            pipeline.calibrationPath = calibration
+            do {
+                _ = try pipeline.check()
+                return []
+            } catch let error as RecipeDiagnostics {
+                return "\(error)".split(separator: "\n").map { String($0).replacingOccurrences(of: recipe + ":", with: "") }
+            }
+        }
+        #expect(try diagnostics("prune.obs targets=\"*q_proj*\"\n", calibration: nil).first
+                == "1:1: error: prune.obs needs calibration statistics: add a 'calibration stats=FILE' step or --calibration FILE")
+        #expect(try diagnostics("prune.obs hessian=fisher targets=lm_head.weight\n", calibration: B.calibration).first
+                == "1:1: error: prune.obs: tensor 'lm_head.weight': \(B.calibration) has no per-sample gradients for it; oBERT needs <W>.grads [samples, 32768]")
+        #expect(try diagnostics("prune.obs targets=lm_head.weight\n", calibration: Self.gradients).first
+                == "1:1: error: prune.obs: tensor 'lm_head.weight': \(Self.gradients) has no Hessian for it; SparseGPT needs <W>.hessian (hessian=fisher uses <W>.grads)")
+        #expect(try diagnostics("prune.wanda targets=lm_head.weight\n", calibration: Self.gradients).first
+                == "1:1: error: prune.wanda: tensor 'lm_head.weight': \(Self.gradients) has no statistics for it; Wanda needs act_sq")
+        #expect(try diagnostics("prune.obs pattern=4:8 block=100 targets=lm_head.weight\n", calibration: B.calibration).first
+                == "1:29: error: prune.obs block: block=100 is not a multiple of the group size 8")
+    }
+}
+
+/// Notes collected from the pipeline (called from one thread at a time).
+final class NoteLog: @unchecked Sendable {
+    private(set) var lines: [String] = []
+    func append(_ line: String) { lines.append(line) }
 }
