@@ -50,6 +50,7 @@ struct SweepTests {
         let dir = try TemporaryDirectory(prefix: "sweep")
         let results = try Self.run(dir.path, vary: ["bits=3,4", "group=64,128"])
         #expect(results.map(\.point.stem) == ["bits=3_group=64", "bits=3_group=128", "bits=4_group=64", "bits=4_group=128"])
+        #expect(try SweepPlan(varying: ["sparsity=30%,50%"]).points.map(\.stem) == ["sparsity=30pct", "sparsity=50pct"])
         #expect(results.allSatisfy { !$0.skipped })
         // Each point's report is what compress gives for those values.
         let direct = try CompressionPipeline(inputPath: CompressionPipelineTests.pico, recipePath: Self.recipe,

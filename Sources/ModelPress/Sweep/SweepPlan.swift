@@ -19,9 +19,10 @@ public struct SweepPlan: Sendable, Equatable {
             a.values.map(\.name) == b.values.map(\.name) && a.values.map(\.value) == b.values.map(\.value)
         }
 
-        /// `bits=4_group=128`.
+        /// `bits=4_group=128`; `sparsity=50%` gives `sparsity=50pct`; other characters outside
+        /// letters, digits and `.-=_` become `-`.
         public var stem: String {
-            values.map { "\($0.name)=\($0.value)" }.joined(separator: "_").map { c in
+            values.map { "\($0.name)=\($0.value)" }.joined(separator: "_").replacingOccurrences(of: "%", with: "pct").map { c in
                 c.isLetter || c.isNumber || ".-=_".contains(c) ? c : "-"
             }.reduce(into: "") { $0.append($1) }
         }
