@@ -28,6 +28,11 @@ public struct CompressionPipeline: Sendable {
     /// Called with what planning steps decided (`allocate.bits`: the bits per weight reached, ...).
     public var note: (@Sendable (String) -> Void)?
 
+    /// Recipe text to use instead of reading `recipePath` (which then only names it in messages and
+    /// reports; relative paths in it are taken from the current folder). `merge-lora` builds its
+    /// recipe this way.
+    public var recipeText: String?
+
     public init(inputPath: String, recipePath: String, overrides: [(name: String, text: String)] = []) {
         self.inputPath = inputPath
         self.recipePath = recipePath
@@ -44,7 +49,8 @@ public struct CompressionPipeline: Sendable {
     /// checked without reading a weight: all problems are thrown together.
     private func bind() throws -> (Checkpoint, BoundRecipe, CalibrationStatistics?) {
         let checkpoint = try CheckpointReader.open(path: inputPath)
-        let recipe = try RecipeParser.parse(path: recipePath, overrides: overrides)
+        let recipe = try recipeText.map { try RecipeParser.parse(text: $0, file: recipePath, overrides: overrides) }
+            ?? RecipeParser.parse(path: recipePath, overrides: overrides)
         let manifest = CheckpointManifest(checkpoint)
         let bound = try registry.bindRecipe(recipe, manifest: manifest)
         guard let path = calibrationPath ?? bound.directives.calibration?.path else {

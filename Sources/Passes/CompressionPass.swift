@@ -22,6 +22,12 @@ public protocol CompressionPass: Sendable {
     var requiresCalibration: Bool { get }
     /// The selection when a step gives no `targets=` (by tensor name and rank).
     static func selectsByDefault(name: String, rank: Int) -> Bool
+    /// This configured pass's selection when its step gives no `targets=`. Default:
+    /// `selectsByDefault` (a merge selects what its adapter updates).
+    func selectsByDefault(name: String, rank: Int) -> Bool
+    /// Problems with the whole checkpoint's names and shapes (an adapter module the base lacks),
+    /// reported at the step before any weight is read. Default: none.
+    func bindingProblems(_ manifest: CheckpointManifest) -> [String]
     init(options: Options)
     /// The problem with applying this pass to a tensor, if any (shape, dtype, divisibility).
     func problem(with entry: CheckpointManifest.Entry) -> String?
@@ -46,11 +52,12 @@ public protocol CompressionPass: Sendable {
     func apply(to entry: inout TensorEntry, context: PassContext) throws
 }
 
-/// Where a rewriting pass sits in a tensor's life. A tensor may be rewritten by at most one `prune`
-/// step (dense in, dense out: some weights set to exact zeros) and then by at most one `encode` step
-/// (quantize, cast), in that order; pruning also comes before any `allocate.bits` plan of the tensor,
-/// so that bit allocation measures the weights that will be quantized.
-public enum PassStage: Sendable { case prune, encode }
+/// Where a rewriting pass sits in a tensor's life. A tensor may be rewritten by any number of `merge`
+/// steps (adapters added to the weights), then by at most one `prune` step (dense in, dense out:
+/// some weights set to exact zeros), then by at most one `encode` step (quantize, cast), in that
+/// order; merging and pruning also come before any `allocate.bits` plan of the tensor, so that bit
+/// allocation measures the weights that will be quantized.
+public enum PassStage: Sendable, Comparable { case merge, prune, encode }
 
 /// A pass's options, read through an `OptionReader` (which also documents them).
 public protocol PassOptions: Sendable {
@@ -102,6 +109,8 @@ extension CompressionPass {
 
     public static var rewritesTensors: Bool { true }
     public static var stage: PassStage { .encode }
+    public func selectsByDefault(name: String, rank: Int) -> Bool { Self.selectsByDefault(name: name, rank: rank) }
+    public func bindingProblems(_ manifest: CheckpointManifest) -> [String] { [] }
     public var takesPlannedSetting: Bool { false }
     public func consumerProblem(_ consumer: any CompressionPass) -> String? { nil }
     public func plan(_ checkpoint: Checkpoint, selected: [Int], consumers: [Int: any CompressionPass], context: inout PassContext) throws {}

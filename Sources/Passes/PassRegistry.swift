@@ -7,7 +7,7 @@ import Recipes
 public struct PassRegistry: Sendable {
     public let passes: [any CompressionPass.Type]
 
-    public static let builtIn = PassRegistry([MagnitudePruning.self, WandaPruning.self, OBSPruning.self, BitAllocationPass.self, IntegerQuantization.self, NF4Quantization.self, FP8Quantization.self, GGMLQuantizationPass.self, CastPass.self])
+    public static let builtIn = PassRegistry([LoRAMerge.self, MagnitudePruning.self, WandaPruning.self, OBSPruning.self, BitAllocationPass.self, IntegerQuantization.self, NF4Quantization.self, FP8Quantization.self, GGMLQuantizationPass.self, CastPass.self])
 
 
     public init(_ passes: [any CompressionPass.Type]) {
@@ -42,6 +42,7 @@ public struct PassRegistry: Sendable {
                 diagnostics.append(RecipeDiagnostic(step.location, "unknown pass '\(step.name)'\(hint)"))
                 continue
             }
+            let problemsBefore = diagnostics.count
             var reader = OptionReader(step: step)
             let targets = step.option("targets") != nil ? reader.list("targets", help: "") : nil
             let ignore = reader.list("ignore", help: "")
@@ -50,13 +51,17 @@ public struct PassRegistry: Sendable {
             diagnostics += reader.finish()
             let selector: TensorSelector
             do {
-                selector = try TensorSelector(targets: targets, ignore: ignore, defaultRule: { type.selectsByDefault(name: $0, rank: $1) })
+                let pass = instance
+                selector = try TensorSelector(targets: targets, ignore: ignore, defaultRule: { pass.selectsByDefault(name: $0, rank: $1) })
             } catch {
                 diagnostics.append(RecipeDiagnostic(step.location, "\(step.name): \(error)"))
                 continue
             }
+            for problem in instance.bindingProblems(manifest) {
+                diagnostics.append(RecipeDiagnostic(step.location, "\(step.name): \(problem)"))
+            }
             let selected = manifest.entries.indices.filter { selector.selects(name: manifest.entries[$0].name, rank: manifest.entries[$0].shape.rank) }
-            if selected.isEmpty && !optional {
+            if selected.isEmpty && !optional && diagnostics.count == problemsBefore {   // (a broken step selects nothing anyway)
                 diagnostics.append(RecipeDiagnostic(step.location, "\(step.name) selects no tensor (add optional=true if that is intended)"))
             }
             for i in selected {
@@ -68,7 +73,13 @@ public struct PassRegistry: Sendable {
                     if plannedAt[i] == nil { plannedAt[i] = step.location }
                     continue
                 }
-                if type.stage == .prune {
+                if type.stage == .merge {
+                    if let first = owner[i] ?? prunedBy[i] {
+                        diagnostics.append(RecipeDiagnostic(step.location, "tensor '\(tensor)' is already compressed by the step at \(first); merge adapters first"))
+                    } else if let first = plannedAt[i] {
+                        diagnostics.append(RecipeDiagnostic(step.location, "tensor '\(tensor)' is planned by the step at \(first); merge adapters before allocating bits"))
+                    }
+                } else if type.stage == .prune {
                     if let first = owner[i] {
                         diagnostics.append(RecipeDiagnostic(step.location, "tensor '\(tensor)' is already compressed by the step at \(first); prune before quantizing"))
                     } else if let first = prunedBy[i] {

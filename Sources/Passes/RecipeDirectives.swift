@@ -45,7 +45,7 @@ public struct RecipeDirectives: Sendable, Equatable {
         switch step.name {
         case "calibration":
             if let path = reader.text("stats", help: "calibration statistics: safetensors (act_sq/hessian) or a llama.cpp imatrix") {
-                calibration = (Self.resolve(path, relativeTo: step.location.file), step.location)
+                calibration = (OptionReader.resolve(path, relativeTo: step.location.file), step.location)
             } else {
                 diagnostics.append(RecipeDiagnostic(step.location, "calibration needs stats=FILE"))
             }
@@ -62,11 +62,5 @@ public struct RecipeDirectives: Sendable, Equatable {
             if step.option("zstd_layout") != nil { zstdLayout = ZstdCheckpoint.Layout(rawValue: layout) }
         }
         return reader.finish() + diagnostics
-    }
-
-    /// `path` as given when absolute, else relative to the folder of `file`.
-    static func resolve(_ path: String, relativeTo file: String) -> String {
-        guard !path.hasPrefix("/"), let slash = file.lastIndex(of: "/") else { return path }
-        return String(file[...slash]) + path
     }
 }

@@ -123,6 +123,19 @@ public struct OptionReader {
         }
     }
 
+    /// A comma list of file paths, each relative to the folder of the recipe file when not absolute.
+    public mutating func paths(_ key: String, help: String) -> [String] {
+        let items = list(key, help: help)
+        guard let file = step?.location.file else { return items }
+        return items.map { OptionReader.resolve($0, relativeTo: file) }
+    }
+
+    /// `path` as given when absolute, else relative to the folder of `file` (a recipe file).
+    public static func resolve(_ path: String, relativeTo file: String) -> String {
+        guard !path.hasPrefix("/"), let slash = file.lastIndex(of: "/") else { return path }
+        return String(file[...slash]) + path
+    }
+
     /// A comma list of texts: `a,b`, or a string `"a, b"` split at commas (items trimmed).
     public mutating func list(_ key: String, help: String) -> [String] {
         guard let option = value(key, kind: "comma list", defaultText: nil, help: help) else { return [] }
@@ -141,6 +154,12 @@ public struct OptionReader {
     public mutating func report(_ key: String, _ message: String) {
         guard let option = step?.option(key) else { return }
         error(option, message)
+    }
+
+    /// Records that a required option is absent (at the step's name; nothing in describing mode).
+    public mutating func reportMissing(_ key: String, _ message: String) {
+        guard let step, step.option(key) == nil else { return }
+        diagnostics.append(RecipeDiagnostic(step.location, "\(stepName): \(message)"))
     }
 
     /// Reports options that no getter read; returns every diagnostic collected.

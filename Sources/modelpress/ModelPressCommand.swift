@@ -12,6 +12,6 @@ struct ModelPressCommand: ParsableCommand {
         """,
         version: ModelPressVersion.string,
         subcommands: [InspectCommand.self, CompressCommand.self, CheckCommand.self, PassesCommand.self, DecompressCommand.self,
-                      ConvertCommand.self, ReportCommand.self, DiffCommand.self, SweepCommand.self]
+                      ConvertCommand.self, MergeLoraCommand.self, ReportCommand.self, DiffCommand.self, SweepCommand.self]
     )
 }
