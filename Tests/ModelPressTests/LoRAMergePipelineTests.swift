@@ -80,4 +80,19 @@ struct LoRAMergePipelineTests {
         #expect(bad.status == 65 && bad.standardError.contains("peft_type LOHA is not supported"), "\(bad.standardError)")
         #expect(!FileManager.default.fileExists(atPath: dir.url("bad.safetensors")))
     }
+
+    @Test("a llama.cpp GGUF base (blk.N names, Q/K rows permuted for 4 and 2 heads): the delta lands where gguf-py and numpy put it")
+    func llamaCppNames() throws {
+        let dir = try TemporaryDirectory(prefix: "lora-gguf-names")
+        let script = CompressionPipelineTests.root.appendingPathComponent("Tests/Interop/lora_gguf_interop.py").path
+        let base = CompressionPipelineTests.root.appendingPathComponent("TestModels/pico-llama-f32/model.safetensors").path
+        let made = try PythonRunner.run([script, "make", base, dir.path])
+        try #require(made.status == 0, "\(made.stderr)")
+        let merged = dir.url("merged.gguf")
+        let result = try CommandLineRunner.run(["merge-lora", dir.url("base.gguf"), dir.url("adapter"), "-o", merged, "--quiet"])
+        try #require(result.status == 0, "\(result)")
+        let checked = try PythonRunner.run([script, "check", base, dir.path, merged])
+        #expect(checked.status == 0, "\(checked.stdout)\(checked.stderr)")
+        #expect(checked.stdout.contains("blk.0.attn_k.weight: max relative error 0.000e+00"), "\(checked.stdout)")
+    }
 }

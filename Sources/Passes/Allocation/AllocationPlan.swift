@@ -2,7 +2,8 @@ import CheckpointFormats
 
 /// What planning decided for each tensor: the setting that the later `quantize.int bits=auto` or
 /// `quantize.ggml type=auto` step applies to it (from `allocate.bits`), or the score cut-off of a
-/// global pruning step (`prune.magnitude scope=global`, used by the same step).
+/// global pruning step (`prune.magnitude scope=global`, used by the same step), or the head count
+/// of a llama.cpp Q/K tensor a `merge.lora` step updates.
 ///
 /// Invariant: a setting is stored under the tensor's name by exactly one planning step, before any
 /// step that consumes it runs (the recipe binder checks the order, and that pruning comes before
@@ -19,6 +20,9 @@ public struct AllocationPlan: Sendable, Equatable {
         /// Prune the weights whose score key (`SmallestScores.key`) is below `key`, plus the first
         /// `ties` (in element order) whose key equals it.
         case pruneBelow(key: UInt32, ties: Int)
+        /// `merge.lora` into a llama.cpp GGUF: the tensor's rows are in llama.cpp's Q/K order for
+        /// this many heads (see `LoRADelta.permuteRows`).
+        case permutedRows(heads: Int)
 
         public var description: String {
             switch self {
@@ -27,6 +31,7 @@ public struct AllocationPlan: Sendable, Equatable {
                 widths.isEmpty ? "columns" : "columns \(widths.min()!)-\(widths.max()!) (mean \(String(format: "%.3f", Double(widths.reduce(0) { $0 + Int($1) }) / Double(widths.count))))"
             case .ggml(let type): type.name
             case .pruneBelow(let key, let ties): "prune below \(Float(bitPattern: key)) (+\(ties) ties)"
+            case .permutedRows(let heads): "rows permuted for \(heads) heads"
             }
         }
     }

@@ -50,4 +50,21 @@ enum LoRADelta {
             for j in 0..<inner { w[transposed ? j * out + o : o * inner + j] *= factor }
         }
     }
+
+    /// llama.cpp's Q/K row order (convert_hf_to_gguf.py `permute`): rows `[heads, 2, half, …]` become
+    /// `[heads, half, 2, …]`, i.e. HF row `h·2·half + t·half + i` goes to `h·2·half + 2i + t`.
+    /// `rowLength` values per row; `values.count / rowLength` rows, a multiple of `2·heads`.
+    static func permuteRows<T>(_ values: [T], rowLength: Int, heads: Int) -> [T] {
+        let rows = values.count / rowLength, half = rows / heads / 2
+        var out = values
+        for h in 0..<heads {
+            for t in 0..<2 {
+                for i in 0..<half {
+                    let from = (h * 2 * half + t * half + i) * rowLength, to = (h * 2 * half + 2 * i + t) * rowLength
+                    for j in 0..<rowLength { out[to + j] = values[from + j] }
+                }
+            }
+        }
+        return out
+    }
 }

@@ -21,6 +21,9 @@ import Recipes
 ///   to the same type (imatrix-weighted when statistics are given), and note the fraction of the
 ///   adapter's change that survived, `⟨Q(W+ΔW) − W_q, ΔW⟩/‖ΔW‖²`, with a warning under 50%
 ///   (requantizing erases deltas below half a step, §6.6).
+/// - A llama-family GGUF base with llama.cpp's names (`blk.N.attn_q.weight`, ...) is matched through
+///   `LlamaTensorNames`; for `general.architecture = llama`, the adapter's Q/K rows are permuted as
+///   convert_hf_to_gguf.py permuted the base's (`llama.attention.head_count`, `_kv` for K).
 /// - A base stored sparse (pruned) keeps its zeros, `W' = M ⊙ (W + ΔW)` (§6.7), and the note gives
 ///   the fraction of the delta's energy the mask dropped.
 public struct LoRAMerge: CompressionPass {
@@ -57,16 +60,48 @@ public struct LoRAMerge: CompressionPass {
 
     /// What the adapters update: each module's weight (and bias with `lora_bias`), and the tensors
     /// they replace.
+    /// (Names may be Hugging Face's or, for a llama-family GGUF, llama.cpp's: both are listed.)
     var targets: Set<String> {
         var names = Set<String>()
         for adapter in options.adapters {
             for m in adapter.modules {
-                names.insert(m.weightName)
+                names.formUnion(Self.spellings(of: m.weightName))
                 if m.bBias != nil { names.insert(m.module + ".bias") }
             }
-            for r in adapter.replacements { names.insert(r.name) }
+            for r in adapter.replacements { names.formUnion(Self.spellings(of: r.name)) }
         }
         return names
+    }
+
+    /// `name` and its llama.cpp (or Hugging Face) spelling.
+    static func spellings(of name: String) -> [String] { [name] + LlamaTensorNames.aliases(of: name) }
+
+    /// True for llama.cpp's `blk.N.attn_q.weight` / `blk.N.attn_k.weight`, whose rows convert_hf_to_gguf
+    /// permutes for llama models.
+    static func isPermutedInGGUF(_ name: String) -> Bool {
+        name.hasPrefix("blk.") && (name.hasSuffix(".attn_q.weight") || name.hasSuffix(".attn_k.weight"))
+    }
+
+    /// For a llama GGUF base: each selected Q/K tensor's head count (`llama.attention.head_count`,
+    /// `head_count_kv` for K), so `apply` can put the adapter's rows in llama.cpp's order.
+    public func plan(_ checkpoint: Checkpoint, selected: [Int], consumers: [Int: any CompressionPass], context: inout PassContext) throws {
+        let permuted = selected.filter { Self.isPermutedInGGUF(checkpoint.entries[$0].name) }
+        guard !permuted.isEmpty, checkpoint.metadataValue("general.architecture")?.description == "llama" else { return }
+        func count(_ key: String) throws -> Int {
+            guard case .gguf(let value)? = checkpoint.metadataValue(key), let n = value.integerValue, n > 0 else {
+                throw PassError(pass: Self.name, tensor: checkpoint.entries[permuted[0]].name, message: "the GGUF base has no usable \(key); it is needed to put the adapter's Q/K rows in llama.cpp's order")
+            }
+            return n
+        }
+        let heads = try count("llama.attention.head_count")
+        let kvHeads = checkpoint.metadataValue("llama.attention.head_count_kv") == nil ? heads : try count("llama.attention.head_count_kv")
+        for i in permuted {
+            let name = checkpoint.entries[i].name
+            let n = name.hasSuffix(".attn_k.weight") ? kvHeads : heads
+            let rows = checkpoint.entries[i].shape.rowCount
+            guard rows % (2 * n) == 0 else { throw PassError(pass: Self.name, tensor: name, message: "\(rows) rows do not split into \(n) heads of rotary pairs") }
+            context.plan.set(.permutedRows(heads: n), for: name)
+        }
     }
 
     public func selectsByDefault(name: String, rank: Int) -> Bool { targets.contains(name) }
@@ -76,13 +111,11 @@ public struct LoRAMerge: CompressionPass {
         let shapes = Dictionary(manifest.entries.map { ($0.name, $0.shape) }, uniquingKeysWith: { a, _ in a })
         for adapter in options.adapters {
             let file = adapter.folder + "/adapter_model.safetensors"
-            func missing(_ key: String, _ name: String) -> String {
-                let alias = LlamaTensorNames.aliases(of: name).first { shapes[$0] != nil }
-                return "\(file): '\(key)' updates '\(name)', which the base does not have" + (alias.map { " (it has '\($0)': merging into llama.cpp-named GGUF tensors is not yet supported)" } ?? "")
-            }
+            func missing(_ key: String, _ name: String) -> String { "\(file): '\(key)' updates '\(name)', which the base does not have" }
+            func shape(of name: String) -> Shape? { Self.spellings(of: name).lazy.compactMap { shapes[$0] }.first }
             for m in adapter.modules {
                 let key = "base_model.model.\(m.module).lora_A.weight"
-                guard let shape = shapes[m.weightName] else { problems.append(missing(key, m.weightName)); continue }
+                guard let shape = shape(of: m.weightName) else { problems.append(missing(key, m.weightName)); continue }
                 let expected = LoRADelta.baseShape(of: m, fanInFanOut: adapter.config.fanInFanOut)
                 if shape.dimensions != expected {
                     problems.append("\(file): module '\(m.module)': lora_A \(m.a!.shape) and lora_B \(m.b!.shape) give a delta of \(Shape(expected)), but '\(m.weightName)' is \(shape)\(adapter.config.fanInFanOut ? " (fan_in_fan_out)" : "")")
@@ -97,7 +130,7 @@ public struct LoRAMerge: CompressionPass {
                 }
             }
             for r in adapter.replacements {
-                guard let shape = shapes[r.name] else { problems.append(missing("base_model.model.\(r.name)", r.name)); continue }
+                guard let shape = shape(of: r.name) else { problems.append(missing("base_model.model.\(r.name)", r.name)); continue }
                 if shape.dimensions != r.tensor.shape.dimensions { problems.append("\(file): 'base_model.model.\(r.name)' is \(r.tensor.shape), but '\(r.name)' is \(shape)") }
             }
         }
@@ -127,19 +160,26 @@ public struct LoRAMerge: CompressionPass {
         if let bad = original.firstIndex(where: { !$0.isFinite }) { throw fail("holds NaN or Inf (element \(bad))") }
         var w = original.map(Double.init)
         for (adapter, weight) in zip(options.adapters, options.weights) {
-            if let replacement = adapter.replacements.first(where: { $0.name == name }) {
-                w = try replacement.tensor.floats().map(Double.init)
+            let heads: Int? = if case .permutedRows(let n)? = context.plan[name] { n } else { nil }
+            if let replacement = adapter.replacements.first(where: { Self.spellings(of: $0.name).contains(name) }) {
+                let values = try replacement.tensor.floats().map(Double.init)
+                w = heads.map { LoRADelta.permuteRows(values, rowLength: entry.shape.columnCount, heads: $0) } ?? values
             }
             for m in adapter.modules {
                 if m.bBias != nil, m.module + ".bias" == name {
                     let bias = try m.bBias!.floats()
                     for i in w.indices { w[i] += m.scaling * weight * Double(bias[i]) }
                 }
-                guard m.weightName == name else { continue }
-                let delta = try LoRADelta.delta(m, fanInFanOut: adapter.config.fanInFanOut, factor: m.scaling * weight, threadCount: context.threadCount)
-                if let magnitude = m.magnitude {
+                guard Self.spellings(of: m.weightName).contains(name) else { continue }
+                var delta = try LoRADelta.delta(m, fanInFanOut: adapter.config.fanInFanOut, factor: m.scaling * weight, threadCount: context.threadCount)
+                var magnitude = try m.magnitude?.floats()
+                if let heads {   // llama.cpp's Q/K row order: permute ΔW's rows (and DoRA's magnitudes) the same way
+                    delta = LoRADelta.permuteRows(delta, rowLength: entry.shape.columnCount, heads: heads)
+                    magnitude = magnitude.map { LoRADelta.permuteRows($0, rowLength: 1, heads: heads) }
+                }
+                if let magnitude {
                     let out = m.b!.shape.dimensions[0], inner = m.a!.shape.dimensions[1]
-                    LoRADelta.applyDoRA(&w, delta: delta, magnitude: try magnitude.floats(), out: out, inner: inner, transposed: adapter.config.fanInFanOut)
+                    LoRADelta.applyDoRA(&w, delta: delta, magnitude: magnitude, out: out, inner: inner, transposed: adapter.config.fanInFanOut)
                 } else {
                     for i in w.indices { w[i] += delta[i] }
                 }
