@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generates the pico-llama test checkpoints in TestModels/, byte-for-byte reproducibly.
+"""Generates the test checkpoints and LoRA adapters in TestModels/, byte-for-byte reproducibly.
 
     python3 TestModels/make_test_models.py            # (re)write the files, print their sha256
     python3 TestModels/make_test_models.py --check    # regenerate into a temp dir, compare bytes
@@ -12,10 +12,15 @@ Outputs (relative to this script's folder):
     pico-llama-bf16-sharded/{model-00001-of-00002.safetensors, model-00002-of-00002.safetensors,
                              model.safetensors.index.json, config.json}
     pico-llama-calibration/{calibration.safetensors, gradients.safetensors}
+    pico-gpt2-conv1d/model.safetensors
+    pico-llama-lora/{plain, rslora, dora}/{adapter_config.json, adapter_model.safetensors}
+    pico-gpt2-lora/fan-in-fan-out/{adapter_config.json, adapter_model.safetensors}
 
 Reproducibility: the weights use only SplitMix64 in uint64 arithmetic and exact IEEE float64
 add/multiply (no numpy.random, no log/cos, no numpy reductions whose summation order may vary),
 then one float64 -> float32 cast and, for BF16, round-half-to-even in uint32 bit arithmetic.
+The LoRA adapters add low-rank products summed over the rank in a fixed order and, for the DoRA
+magnitudes, row norms summed column by column and one IEEE square root (correctly rounded).
 The calibration statistics and gradients come from a float64 forward pass (BLAS products, exp,
 sin/cos), so their float64 values may differ between machines in the last bits; they are rounded
 once, to F16 and F32, which such differences practically never change.
@@ -25,6 +30,7 @@ Needs python3, numpy and safetensors only.
 import argparse
 import hashlib
 import json
+import math
 import os
 import re
 import sys
@@ -158,10 +164,14 @@ def make_tensor(index, name, shape, kind):
     if kind == "embedding":
         values = gen.normal(rows * cols).reshape(rows, cols) * WEIGHT_STD
         return values.astype(np.float32)
-    # linear: per-row std jitter, optional outlier input columns
+    return linear_values(gen, rows, cols, name.split(".")[-2] in OUTLIER_PROJECTIONS)
+
+
+def linear_values(gen, rows, cols, with_outliers):
+    """float32 [rows = out, cols = in] linear weight: per-row std jitter, optional outlier input columns."""
     row_std = WEIGHT_STD * (0.5 + gen.uniform(rows))
     outliers = []
-    if name.split(".")[-2] in OUTLIER_PROJECTIONS:
+    if with_outliers:
         while len(outliers) < OUTLIER_COLUMNS:
             c = int(gen.next_u64(1)[0] % np.uint64(cols))
             if c not in outliers:
@@ -366,6 +376,217 @@ def lm_head_gradients(weights, tokens, logits, inputs):
     return stored
 
 
+# --- LoRA adapters in PEFT's on-disk layout ------------------------------------------------------
+# A GPT-2-style block fragment whose linear weights use transformers' Conv1D storage [in, out]: the base
+# of the fan_in_fan_out adapter. It is not a loadable model (no embeddings, attention output projection,
+# ln_2 or ln_f), so it has no config.json.
+GPT2_SEED = 0x47505432436F6E76  # "GPT2Conv"
+GPT2_EMBD = 64
+GPT2_INNER = 256
+
+PEFT_VERSION = "0.18.1"  # the release whose adapter_config.json keys (and defaults) the configs reproduce
+LORA_DORA_NOISE = 0.05   # DoRA magnitudes: row norms of W + dW times (1 + 0.05 * normal)
+LORA_HEAD_NOISE = 0.001  # modules_to_save lm_head: the base values plus normal(0, 0.001)
+LORA_BIAS_STD = 0.001    # lora_B.bias of the fan_in_fan_out adapter
+LORA_RATIO_RANGE = (0.01, 0.05)  # every module's ||dW||_F / ||W||_F must land here
+
+LORA_REPORT = []  # (folder, module, text) rows, printed by main() after writing the files
+
+
+def gpt2_specs():
+    """(name, stored shape, kind, outlier columns?) in GPT2LMHeadModel state-dict order."""
+    p = "transformer.h.0."
+    return [
+        (p + "ln_1.weight", (GPT2_EMBD,), "norm", False),
+        (p + "attn.c_attn.weight", (GPT2_EMBD, 3 * GPT2_EMBD), "conv1d", True),
+        (p + "attn.c_attn.bias", (3 * GPT2_EMBD,), "bias", False),
+        (p + "mlp.c_fc.weight", (GPT2_EMBD, GPT2_INNER), "conv1d", True),
+        (p + "mlp.c_fc.bias", (GPT2_INNER,), "bias", False),
+        (p + "mlp.c_proj.weight", (GPT2_INNER, GPT2_EMBD), "conv1d", False),
+        (p + "mlp.c_proj.bias", (GPT2_EMBD,), "bias", False),
+    ]
+
+
+def make_gpt2():
+    """float32 tensors of pico-gpt2-conv1d. Conv1D weights are drawn [out, in] like the pico-llama linear
+    weights (per-output-row std jitter; c_attn and c_fc, which read a LayerNorm output, get 2 outlier
+    input columns) and stored transposed, [in, out]."""
+    tensors = {}
+    for i, (name, shape, kind, outliers) in enumerate(gpt2_specs()):
+        gen = SplitMix64((GPT2_SEED + (i + 1) * 0xD1B54A32D192ED03) & MASK64)
+        if kind == "norm":
+            tensors[name] = (gen.normal(shape[0]) * NORM_NOISE_STD + 1.0).astype(np.float32)
+        elif kind == "bias":
+            tensors[name] = (gen.normal(shape[0]) * WEIGHT_STD).astype(np.float32)
+        else:
+            fan_in, fan_out = shape
+            tensors[name] = np.ascontiguousarray(linear_values(gen, fan_out, fan_in, outliers).T)
+    return tensors
+
+
+def label_seed(label):
+    """64-bit FNV-1a of a UTF-8 label: the SplitMix64 seed of one adapter tensor."""
+    h = 0xCBF29CE484222325
+    for byte in label.encode("utf-8"):
+        h = ((h ^ byte) * 0x100000001B3) & MASK64
+    return h
+
+
+def lora_normal(label, shape, std):
+    """float64 normal(0, std) values of `shape`, seeded by `label`."""
+    n = 1
+    for d in shape:
+        n *= d
+    return SplitMix64(label_seed(label)).normal(n).reshape(shape) * std
+
+
+def lowrank_product(b, a):
+    """b [out, r] @ a [r, in] in float64, summed over the rank in a fixed order (exact IEEE ops only)."""
+    b, a = b.astype(np.float64), a.astype(np.float64)
+    acc = b[:, :1] * a[:1, :]
+    for k in range(1, b.shape[1]):
+        acc = acc + b[:, k:k + 1] * a[k:k + 1, :]
+    return acc
+
+
+def row_norms(v):
+    """Euclidean norm of every row of a float64 matrix, summed column by column (fixed order)."""
+    acc = v[:, 0] * v[:, 0]
+    for j in range(1, v.shape[1]):
+        acc = acc + v[:, j] * v[:, j]
+    return np.sqrt(acc)  # IEEE square root: correctly rounded, the same everywhere
+
+
+def bf16_values(bits):
+    """BF16 bits (uint16) -> their float32 values."""
+    return (bits.astype(np.uint32) << np.uint32(16)).view(np.float32)
+
+
+def pattern_value(patterns, module, default):
+    """PEFT's get_pattern_key (utils/other.py): the first key p, in the dict's order, for which
+    re.match(rf"(.*\.)?({p})$", module) succeeds, else the default."""
+    for key, value in patterns.items():
+        if re.match(rf"(.*\.)?({key})$", module):
+            return value
+    return default
+
+
+def peft_config(base, r, alpha, targets, **fields):
+    """adapter_config.json of a LoRA adapter as PEFT 0.18.1's save_pretrained writes it: every LoraConfig
+    field, defaults for those not given."""
+    config = {
+        "alora_invocation_tokens": None, "alpha_pattern": {}, "arrow_config": None, "auto_mapping": None,
+        "base_model_name_or_path": base, "bias": "none", "corda_config": None, "ensure_weight_tying": False,
+        "eva_config": None, "exclude_modules": None, "fan_in_fan_out": False, "inference_mode": True,
+        "init_lora_weights": True, "layer_replication": None, "layers_pattern": None,
+        "layers_to_transform": None, "loftq_config": {}, "lora_alpha": alpha, "lora_bias": False,
+        "lora_dropout": 0.0, "megatron_config": None, "megatron_core": "megatron.core", "modules_to_save": None,
+        "peft_type": "LORA", "peft_version": PEFT_VERSION, "qalora_group_size": 16, "r": r, "rank_pattern": {},
+        "revision": None, "target_modules": targets, "target_parameters": None, "task_type": "CAUSAL_LM",
+        "trainable_token_indices": None, "use_dora": False, "use_qalora": False, "use_rslora": False,
+    }
+    for key, value in fields.items():
+        assert key in config, f"not a LoraConfig field: {key}"
+        config[key] = value
+    return config
+
+
+def peft_json_bytes(config):
+    """PeftConfigMixin.save_pretrained: json.dumps(indent=2, sort_keys=True), no trailing newline."""
+    return json.dumps(config, indent=2, sort_keys=True).encode("utf-8")
+
+
+def lora_adapter(folder, config, modules, base, b_std, stored="F32"):
+    """(config, tensors) of one adapter. `modules` are base module names whose weight `base[M + ".weight"]`
+    is [out, in] (or [in, out] with fan_in_fan_out). A ~ normal(0, 1/sqrt(in)), B ~ normal(0,
+    b_std/sqrt(r)), both rounded to the stored dtype; rank and alpha per PEFT's rank_pattern/alpha_pattern."""
+    tensors = {}
+    for m in modules:
+        w = base[m + ".weight"].astype(np.float64)
+        if config["fan_in_fan_out"]:
+            w = w.T  # compute in [out, in]
+        out_features, in_features = w.shape
+        r = pattern_value(config["rank_pattern"], m, config["r"])
+        alpha = pattern_value(config["alpha_pattern"], m, config["lora_alpha"])
+        scaling = alpha / math.sqrt(r) if config["use_rslora"] else alpha / r
+        a = lora_normal(f"{folder}/{m}.lora_A", (r, in_features), 1.0 / math.sqrt(in_features)).astype(np.float32)
+        b = lora_normal(f"{folder}/{m}.lora_B", (out_features, r), b_std / math.sqrt(r)).astype(np.float32)
+        key = "base_model.model." + m
+        if stored == "BF16":
+            tensors[key + ".lora_A.weight"], tensors[key + ".lora_B.weight"] = bf16_bits(a), bf16_bits(b)
+            a, b = bf16_values(tensors[key + ".lora_A.weight"]), bf16_values(tensors[key + ".lora_B.weight"])
+        else:
+            tensors[key + ".lora_A.weight"], tensors[key + ".lora_B.weight"] = a, b
+        assert np.count_nonzero(b) == b.size, f"{m}: lora_B must be nonzero (trained)"
+        delta = lowrank_product(b, a) * scaling  # [out, in]
+        ratio = np.linalg.norm(delta) / np.linalg.norm(w)
+        assert LORA_RATIO_RANGE[0] <= ratio <= LORA_RATIO_RANGE[1], f"{folder} {m}: ||dW||/||W|| = {ratio}"
+        text = f"r {r}, scaling {scaling:g}, ||dW||/||W|| = {100 * ratio:.2f}%"
+        if config["lora_bias"]:
+            bias = lora_normal(f"{folder}/{m}.lora_B.bias", (out_features,), LORA_BIAS_STD).astype(np.float32)
+            tensors[key + ".lora_B.bias"] = bias
+            base_bias = base[m + ".bias"].astype(np.float64)
+            text += f", ||db||/||b|| = {100 * np.linalg.norm(bias * scaling) / np.linalg.norm(base_bias):.2f}%"
+        if config["use_dora"]:
+            v = w + delta
+            norms = row_norms(v)
+            noise = lora_normal(f"{folder}/{m}.lora_magnitude_vector", (out_features,), LORA_DORA_NOISE)
+            magnitude = (norms * (1.0 + noise)).astype(np.float32)
+            tensors[key + ".lora_magnitude_vector"] = magnitude
+            factor = magnitude.astype(np.float64) / norms
+            assert np.all(np.abs(factor - 1.0) < 0.25)
+            merged = factor[:, None] * v
+            text += (f", m/||W+dW||_row in {factor.min():.3f}..{factor.max():.3f}, merged "
+                     f"||W'-W||/||W|| = {100 * np.linalg.norm(merged - w) / np.linalg.norm(w):.2f}%")
+        LORA_REPORT.append((folder, m, text))
+    return config, tensors
+
+
+def lora_files(f32):
+    """{relative path: bytes} of pico-gpt2-conv1d and the four PEFT adapters."""
+    files = {}
+    gpt2 = make_gpt2()
+    files["pico-gpt2-conv1d/model.safetensors"] = safetensors.numpy.save(gpt2, metadata=METADATA)
+    layers = range(LAYERS)
+
+    folder = "pico-llama-lora/plain"
+    config = peft_config("pico-llama", 8, 16, ["q_proj", "v_proj", "down_proj"], modules_to_save=["lm_head"],
+                         rank_pattern={"down_proj": 4}, alpha_pattern={"model.layers.1.self_attn.v_proj": 32})
+    modules = [f"model.layers.{n}.{m}" for n in layers
+               for m in ("self_attn.q_proj", "self_attn.v_proj", "mlp.down_proj")]
+    config, tensors = lora_adapter(folder, config, modules, f32, b_std=0.003)
+    # modules_to_save: the full trained lm_head (base + a small change), saved under its module name
+    head = f32["lm_head.weight"].astype(np.float64)
+    replaced = (head + lora_normal(f"{folder}/lm_head.weight", head.shape, LORA_HEAD_NOISE)).astype(np.float32)
+    tensors["base_model.model.lm_head.weight"] = replaced
+    LORA_REPORT.append((folder, "lm_head", "modules_to_save replacement, ||W_saved - W||/||W|| = "
+                        f"{100 * np.linalg.norm(replaced.astype(np.float64) - head) / np.linalg.norm(head):.2f}%"))
+    files[folder + "/adapter_config.json"] = peft_json_bytes(config)
+    files[folder + "/adapter_model.safetensors"] = safetensors.numpy.save(tensors, metadata=METADATA)
+
+    folder = "pico-llama-lora/rslora"
+    config = peft_config("pico-llama", 16, 8, ["q_proj", "k_proj"], use_rslora=True)
+    modules = [f"model.layers.{n}.self_attn.{m}" for n in layers for m in ("q_proj", "k_proj")]
+    config, tensors = lora_adapter(folder, config, modules, f32, b_std=0.006, stored="BF16")
+    files[folder + "/adapter_config.json"] = peft_json_bytes(config)
+    files[folder + "/adapter_model.safetensors"] = serialize_bf16(tensors)
+
+    folder = "pico-llama-lora/dora"
+    config = peft_config("pico-llama", 4, 8, ["o_proj", "up_proj"], use_dora=True)
+    modules = [f"model.layers.{n}.{m}" for n in layers for m in ("self_attn.o_proj", "mlp.up_proj")]
+    config, tensors = lora_adapter(folder, config, modules, f32, b_std=0.006)
+    files[folder + "/adapter_config.json"] = peft_json_bytes(config)
+    files[folder + "/adapter_model.safetensors"] = safetensors.numpy.save(tensors, metadata=METADATA)
+
+    folder = "pico-gpt2-lora/fan-in-fan-out"
+    config = peft_config("pico-gpt2-conv1d", 4, 8, ["c_attn", "c_fc"], fan_in_fan_out=True, lora_bias=True)
+    modules = ["transformer.h.0.attn.c_attn", "transformer.h.0.mlp.c_fc"]
+    config, tensors = lora_adapter(folder, config, modules, gpt2, b_std=0.003)
+    files[folder + "/adapter_config.json"] = peft_json_bytes(config)
+    files[folder + "/adapter_model.safetensors"] = safetensors.numpy.save(tensors, metadata=METADATA)
+    return files
+
+
 # --- writing -------------------------------------------------------------------------------------
 METADATA = {"format": "pt"}
 
@@ -463,6 +684,10 @@ def generate(root):
     files["pico-llama-calibration/gradients.safetensors"] = safetensors.numpy.save(
         {GRADIENT_WEIGHT + ".grads": grads}, metadata={"count": str(grads.shape[0])})
 
+    # LoRA adapters in PEFT's layout for pico-llama-f32, and the Conv1D base of the fan_in_fan_out one.
+    del LORA_REPORT[:]
+    files.update(lora_files(f32))
+
     for rel, data in files.items():
         path = os.path.join(root, rel)
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -521,6 +746,8 @@ def main():
         return check()
     for rel in generate(HERE):
         print(f"| `{rel}` | `{sha256(os.path.join(HERE, rel))}` |")
+    for folder, module, text in LORA_REPORT:
+        print(f"{folder} {module}: {text}", file=sys.stderr)
     return 0
 
 
