@@ -16,7 +16,7 @@ struct CompressionPipelineTests {
 
     @Test("Recipes/ holds the documented recipes")
     func recipeList() {
-        #expect(Self.recipes == ["baq-avg3.recipe", "baq-avg4.recipe", "fp8-e4m3.recipe", "gguf-baq-mixed.recipe", "gguf-q4k.recipe", "gptq-int4.recipe", "lossless.recipe", "nf4.recipe", "prune-2of4-sparsegpt.recipe", "prune50-magnitude.recipe", "prune50-then-w4.recipe", "w4-group128.recipe", "w4-mse-clip.recipe", "w8-per-channel.recipe"])
+        #expect(Self.recipes == ["baq-avg3.recipe", "baq-avg4.recipe", "fp8-e4m3.recipe", "gguf-baq-mixed.recipe", "gguf-q4k.recipe", "gptq-int4.recipe", "lora-merge-then-w4.recipe", "lora-merge.recipe", "lossless.recipe", "nf4.recipe", "prune-2of4-sparsegpt.recipe", "prune50-magnitude.recipe", "prune50-then-w4.recipe", "w4-group128.recipe", "w4-mse-clip.recipe", "w8-per-channel.recipe"])
     }
 
     @Test("every recipe runs on the test model; the report matches the written file", arguments: recipes)
@@ -47,6 +47,12 @@ struct CompressionPipelineTests {
             #expect(record.encoding == after.encodingName)
         }
         #expect(quantizedCount == Self.quantizedCount(name), "\(name): 14 linear weights (+ embeddings + lm_head)")
+        if name == "lora-merge.recipe" {
+            // The adapter updates q_proj, v_proj and down_proj of both layers and replaces lm_head.
+            let changed = report.tensors.filter { $0.relativeError > 0 }.map(\.name)
+            #expect(changed.count == 7 && changed.allSatisfy { $0.contains("q_proj") || $0.contains("v_proj") || $0.contains("down_proj") || $0 == "lm_head.weight" }, "\(changed)")
+            return
+        }
         if Self.prunesOnly(name) {
             // Exactly half of every linear weight is zero; embeddings and lm_head are untouched.
             #expect(report.tensors.filter { $0.sparsity == 0.5 }.count == 14 && report.tensors.filter { $0.sparsity == 0 }.count == 7)
@@ -72,11 +78,14 @@ struct CompressionPipelineTests {
     /// Tensors a recipe quantizes on pico-llama: nf4 leaves embeddings and lm_head alone, as
     /// bitsandbytes does; the other quantizing recipes do all 16 weight matrices.
     static func quantizedCount(_ name: String) -> Int {
-        name == "nf4.recipe" ? 14 : name == "lossless.recipe" || prunesOnly(name) ? 0 : 16
+        name == "nf4.recipe" ? 14 : name == "lossless.recipe" || keepsDense(name) ? 0 : 16
     }
 
+    /// Recipes whose output is dense (pruning or merging only).
+    static func keepsDense(_ name: String) -> Bool { prunesOnly(name) || name == "lora-merge.recipe" }
+
     @Test("integer and FP8 recipes write GGUF too: the same quantized tensors and errors as safetensors; the report matches the file",
-          arguments: recipes.filter { !$0.hasPrefix("gguf-") && !$0.hasPrefix("lossless") && !prunesOnly($0) })
+          arguments: recipes.filter { !$0.hasPrefix("gguf-") && !$0.hasPrefix("lossless") && !keepsDense($0) })
     func recipeToGGUF(_ name: String) throws {
         let dir = try TemporaryDirectory(prefix: "pipeline-gguf")
         let recipe = Self.root.appendingPathComponent("Recipes/\(name)").path

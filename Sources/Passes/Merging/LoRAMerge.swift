@@ -198,7 +198,10 @@ public struct LoRAMerge: CompressionPass {
         let merged = w.map { Float($0) }
         switch entry.payload {
         case .dense(let t):
-            entry.payload = .dense(try DenseTensor(floats: merged, shape: t.shape, dtype: t.dtype))
+            // Narrower dtypes: float64 → float32 rounded to odd, then to nearest even in the dtype, which
+            // is one correct rounding of the float64 value (no double rounding).
+            let stored = t.dtype == .f32 || t.dtype == .f64 ? merged : w.map(Self.roundedToOdd)
+            entry.payload = .dense(try DenseTensor(floats: stored, shape: t.shape, dtype: t.dtype))
         case .ggml(let t):
             let importance = try context.calibration?.activationSquares(for: name)
             let requantized = try GGMLQuantization.quantize(try DenseTensor(floats: merged, shape: t.shape), name: name, to: t.type!, importance: importance, threadCount: context.threadCount)
@@ -209,6 +212,16 @@ public struct LoRAMerge: CompressionPass {
             entry.payload = .quantized(requantized)
             note(kept: requantized.dequantized(), original: original, merged: w, type: q.encodingName, name: name, context: context)
         }
+    }
+
+    /// `x` as a Float rounded to odd: exact values stay, others take the neighbour with an odd last
+    /// significand bit. Rounding that to a format with at least 2 fewer significand bits gives the
+    /// correctly rounded `x` (as if rounded once from float64).
+    static func roundedToOdd(_ x: Double) -> Float {
+        let f = Float(x)
+        guard Double(f) != x, f.isFinite else { return f }
+        let (lo, hi) = Double(f) > x ? (f.nextDown, f) : (f, f.nextUp)
+        return lo.bitPattern & 1 == 1 ? lo : hi
     }
 
     /// The fraction of the adapter's change a requantized base kept, `⟨Q(W+ΔW) − W_q, ΔW⟩/‖ΔW‖²`,
