@@ -18,23 +18,40 @@ enum LoRADelta {
 
     /// `ΔW` (row-major, the base layout) scaled by `factor` (scaling × merge weight).
     static func delta(_ m: LoRAAdapter.Module, fanInFanOut: Bool, factor: Double, threadCount: Int) throws -> [Double] {
-        let a = try m.a!.floats(), b = try m.b!.floats()
+        var delta = [Double](repeating: 0, count: m.b!.shape.dimensions[0] * m.a!.shape.dimensions[1])
+        try add(m, into: &delta, fanInFanOut: fanInFanOut, factor: factor, threadCount: threadCount)
+        return delta
+    }
+
+    /// `w += factor·ΔW` in place (the base layout), without a separate delta array.
+    static func add(_ m: LoRAAdapter.Module, into w: inout [Double], fanInFanOut: Bool, factor: Double, threadCount: Int) throws {
+        let a = try m.a!.floats().map(Double.init), b = try m.b!.floats()
         let r = m.rank, out = m.b!.shape.dimensions[0], inner = m.a!.shape.dimensions[1]
-        // P = B·A [out, inner]; the base layout is P (linear) or Pᵀ (embedding, fan_in_fan_out).
+        // P = B·A [out, inner], row by row as Σ_k B[o,k]·A[k,:] (contiguous, vectorizable); the base
+        // layout is P (linear) or Pᵀ (embedding, fan_in_fan_out).
         let transposed = m.isEmbedding || fanInFanOut
-        var delta = [Double](repeating: 0, count: out * inner)
-        delta.withUnsafeMutableBufferPointer { d in
-            ParallelLoop.forEachRange(count: out, threadCount: threadCount) { rows in
-                for o in rows {
-                    for j in 0..<inner {
-                        var sum = 0.0
-                        for k in 0..<r { sum += Double(b[o * r + k]) * Double(a[k * inner + j]) }
-                        d[transposed ? j * out + o : o * inner + j] = factor * sum
+        precondition(w.count == out * inner, "LoRA: the delta does not fit the base")
+        w.withUnsafeMutableBufferPointer { d in
+            a.withUnsafeBufferPointer { a in
+                ParallelLoop.forEachRange(count: out, threadCount: threadCount) { rows in
+                    let row = UnsafeMutableBufferPointer<Double>.allocate(capacity: inner)
+                    defer { row.deallocate() }
+                    for o in rows {
+                        for j in 0..<inner { row[j] = 0 }
+                        for k in 0..<r {
+                            let c = Double(b[o * r + k])
+                            let base = k * inner
+                            for j in 0..<inner { row[j] += c * a[base + j] }
+                        }
+                        if transposed {
+                            for j in 0..<inner { d[j * out + o] += factor * row[j] }
+                        } else {
+                            for j in 0..<inner { d[o * inner + j] += factor * row[j] }
+                        }
                     }
                 }
             }
         }
-        return delta
     }
 
     /// DoRA: `W ← (m_o/‖V_o‖)·V_o` with `V = W + ΔW`, rows `o` of the `[out, in]` orientation

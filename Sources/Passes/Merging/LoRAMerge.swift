@@ -171,6 +171,10 @@ public struct LoRAMerge: CompressionPass {
                     for i in w.indices { w[i] += m.scaling * weight * Double(bias[i]) }
                 }
                 guard Self.spellings(of: m.weightName).contains(name) else { continue }
+                if heads == nil && m.magnitude == nil {   // plain LoRA in the HF row order: add in place
+                    try LoRADelta.add(m, into: &w, fanInFanOut: adapter.config.fanInFanOut, factor: m.scaling * weight, threadCount: context.threadCount)
+                    continue
+                }
                 var delta = try LoRADelta.delta(m, fanInFanOut: adapter.config.fanInFanOut, factor: m.scaling * weight, threadCount: context.threadCount)
                 var magnitude = try m.magnitude?.floats()
                 if let heads {   // llama.cpp's Q/K row order: permute ΔW's rows (and DoRA's magnitudes) the same way
@@ -195,13 +199,18 @@ public struct LoRAMerge: CompressionPass {
             }
             context.note?("\(Self.name): tensor '\(name)' is sparse; its zeros are kept, dropping \(String(format: "%.1f", total > 0 ? 100 * dropped / total : 0))% of the adapter's change")
         }
-        let merged = w.map { Float($0) }
         switch entry.payload {
         case .dense(let t):
             // Narrower dtypes: float64 → float32 rounded to odd, then to nearest even in the dtype, which
             // is one correct rounding of the float64 value (no double rounding).
-            let stored = t.dtype == .f32 || t.dtype == .f64 ? merged : w.map(Self.roundedToOdd)
+            let stored = Self.floats(w, roundingToOdd: t.dtype != .f32 && t.dtype != .f64, threadCount: context.threadCount)
             entry.payload = .dense(try DenseTensor(floats: stored, shape: t.shape, dtype: t.dtype))
+            return
+        default: break
+        }
+        let merged = w.map { Float($0) }
+        switch entry.payload {
+        case .dense: break
         case .ggml(let t):
             let importance = try context.calibration?.activationSquares(for: name)
             let requantized = try GGMLQuantization.quantize(try DenseTensor(floats: merged, shape: t.shape), name: name, to: t.type!, importance: importance, threadCount: context.threadCount)
@@ -214,14 +223,29 @@ public struct LoRAMerge: CompressionPass {
         }
     }
 
+    /// `w` as Floats (rounded to nearest, or to odd), converted in parallel chunks.
+    static func floats(_ w: [Double], roundingToOdd: Bool, threadCount: Int) -> [Float] {
+        var out = [Float](repeating: 0, count: w.count)
+        out.withUnsafeMutableBufferPointer { out in
+            w.withUnsafeBufferPointer { w in
+                ParallelLoop.forEachRange(count: w.count, threadCount: threadCount) { range in
+                    if roundingToOdd { for i in range { out[i] = roundedToOdd(w[i]) } } else { for i in range { out[i] = Float(w[i]) } }
+                }
+            }
+        }
+        return out
+    }
+
     /// `x` as a Float rounded to odd: exact values stay, others take the neighbour with an odd last
     /// significand bit. Rounding that to a format with at least 2 fewer significand bits gives the
     /// correctly rounded `x` (as if rounded once from float64).
     static func roundedToOdd(_ x: Double) -> Float {
         let f = Float(x)
-        guard Double(f) != x, f.isFinite else { return f }
-        let (lo, hi) = Double(f) > x ? (f.nextDown, f) : (f, f.nextUp)
-        return lo.bitPattern & 1 == 1 ? lo : hi
+        guard f.bitPattern & 1 == 0, Double(f) != x, f.isFinite else { return f }   // already odd, or exact
+        guard f != 0 else { return x > 0 ? .leastNonzeroMagnitude : -.leastNonzeroMagnitude }
+        // The odd neighbour on x's side: one step of the magnitude toward x.
+        let towardLarger = (Double(f) < x) == (f > 0)
+        return Float(bitPattern: towardLarger ? f.bitPattern + 1 : f.bitPattern - 1)
     }
 
     /// The fraction of the adapter's change a requantized base kept, `⟨Q(W+ΔW) − W_q, ΔW⟩/‖ΔW‖²`,
