@@ -74,6 +74,7 @@ public struct TensorEntry: Sendable {
         case .dense(let t): t.shape
         case .ggml(let t): t.shape
         case .quantized(let t): t.shape
+        case .shared(let t): t.shape
         }
     }
     public var elementCount: Int { shape.elementCount }
@@ -82,6 +83,7 @@ public struct TensorEntry: Sendable {
         case .dense(let t): t.byteCount
         case .ggml(let t): t.storage.count
         case .quantized(let t): CompressedTensorsLayout.storedByteCount(t)
+        case .shared(let t): t.storedByteCount
         }
     }
     /// A short label of the storage, e.g. `F32` or `Q4_K`.
@@ -90,6 +92,7 @@ public struct TensorEntry: Sendable {
         case .dense(let t): t.dtype.rawValue
         case .ggml(let t): t.typeName
         case .quantized(let t): t.encodingName
+        case .shared(let t): t.encodingName
         }
     }
 }
@@ -102,6 +105,8 @@ public enum TensorPayload: Sendable {
     case ggml(GGMLTensor)
     /// A format-neutral quantized tensor (integer, NF4 codebook or FP8 codes with scales).
     case quantized(QuantizedTensor)
+    /// A view into a shared slot array (randomized parameter sharing, `share.rps`).
+    case shared(SharedTensor)
 }
 
 extension QuantizedTensor {

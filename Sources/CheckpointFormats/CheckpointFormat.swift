@@ -57,10 +57,10 @@ public enum CheckpointReader {
         let (format, resolved) = try CheckpointFormat.detect(path: path)
         switch format {
         case .safetensors:
-            return try CompressedTensorsLayout.collapse(SparseLayout.collapse(SafetensorsReader.open(path: resolved), file: resolved), file: resolved)
+            return try SharedTensorLayout.collapse(CompressedTensorsLayout.collapse(SparseLayout.collapse(SafetensorsReader.open(path: resolved), file: resolved), file: resolved), file: resolved)
         case .shardedSafetensors:
-            return try CompressedTensorsLayout.collapse(SparseLayout.collapse(ShardedSafetensors.open(indexPath: resolved), file: resolved), file: resolved)
-        case .gguf: return try GGUFQuantizedLayout.collapse(GGUFReader.open(path: resolved), file: resolved)
+            return try SharedTensorLayout.collapse(CompressedTensorsLayout.collapse(SparseLayout.collapse(ShardedSafetensors.open(indexPath: resolved), file: resolved), file: resolved), file: resolved)
+        case .gguf: return try SharedTensorLayout.collapse(GGUFQuantizedLayout.collapse(GGUFReader.open(path: resolved), file: resolved), file: resolved)
         case .zstd: return try ZstdCheckpoint.open(path: resolved)
         }
     }

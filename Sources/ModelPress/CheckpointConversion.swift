@@ -98,7 +98,7 @@ public struct CheckpointConversion: Sendable {
     }
 
     private mutating func writeGGUF(_ input: Checkpoint, to path: String) throws {
-        var entries = input.entries
+        var entries = try input.entries.map { try $0.expandingShared() }   // shared tensors are written expanded
         var metadata = input.metadata.map { (key: $0.key, value: $0.value.ggufValue) }
         var assigned = [GGMLType?](repeating: nil, count: entries.count)
         var importance: ImportanceMatrix?
@@ -144,8 +144,8 @@ public struct CheckpointConversion: Sendable {
                     throw ConversionError.requantize(tensor: entry.name, from: tensor.typeName, to: type.name)
                 }
                 planned.append(.init(name: entry.name, typeID: tensor.typeID, shape: tensor.shape, byteCount: tensor.storage.count))
-            case .quantized:
-                preconditionFailure("quantized tensors were expanded into their parts above")
+            case .quantized, .shared:
+                preconditionFailure("quantized and shared tensors were expanded above")
             }
         }
         for (entry, type) in zip(entries, assigned) where type?.isBlockQuantized == true && importance != nil {
@@ -165,7 +165,7 @@ public struct CheckpointConversion: Sendable {
             let entry = entries[position]
             switch entry.payload {
             case .ggml(let t): return t.storage
-            case .quantized: preconditionFailure("quantized tensors were expanded into their parts above")
+            case .quantized, .shared: preconditionFailure("quantized and shared tensors were expanded above")
             case .dense(let t):
                 if parts.contains(Array(entry.name.utf8)) { return t.storage }
                 guard let type = assigned[position] else { return try t.converted(to: outputDType(for: t.dtype)).storage }

@@ -7,7 +7,7 @@ import Recipes
 public struct PassRegistry: Sendable {
     public let passes: [any CompressionPass.Type]
 
-    public static let builtIn = PassRegistry([LoRAMerge.self, MagnitudePruning.self, WandaPruning.self, OBSPruning.self, BitAllocationPass.self, IntegerQuantization.self, NF4Quantization.self, FP8Quantization.self, GGMLQuantizationPass.self, CastPass.self])
+    public static let builtIn = PassRegistry([LoRAMerge.self, MagnitudePruning.self, WandaPruning.self, OBSPruning.self, BitAllocationPass.self, IntegerQuantization.self, NF4Quantization.self, FP8Quantization.self, GGMLQuantizationPass.self, RPSSharing.self, CastPass.self])
 
 
     public init(_ passes: [any CompressionPass.Type]) {

@@ -16,7 +16,7 @@ struct CompressionPipelineTests {
 
     @Test("Recipes/ holds the documented recipes")
     func recipeList() {
-        #expect(Self.recipes == ["baq-avg3.recipe", "baq-avg4.recipe", "fp8-e4m3.recipe", "gguf-baq-mixed.recipe", "gguf-q4k.recipe", "gptq-int4.recipe", "lora-merge-then-w4.recipe", "lora-merge.recipe", "lossless.recipe", "nf4.recipe", "prune-2of4-sparsegpt.recipe", "prune50-magnitude.recipe", "prune50-then-w4.recipe", "w4-group128.recipe", "w4-mse-clip.recipe", "w8-per-channel.recipe"])
+        #expect(Self.recipes == ["baq-avg3.recipe", "baq-avg4.recipe", "fp8-e4m3.recipe", "gguf-baq-mixed.recipe", "gguf-q4k.recipe", "gptq-int4.recipe", "lora-merge-then-w4.recipe", "lora-merge.recipe", "lossless.recipe", "nf4.recipe", "prune-2of4-sparsegpt.recipe", "prune50-magnitude.recipe", "prune50-then-w4.recipe", "share-embeddings.recipe", "w4-group128.recipe", "w4-mse-clip.recipe", "w8-per-channel.recipe"])
     }
 
     @Test("every recipe runs on the test model; the report matches the written file", arguments: recipes)
@@ -38,6 +38,7 @@ struct CompressionPipelineTests {
             case .quantized(let q): y = q.dequantized(); quantizedCount += 1
             case .dense(let t): y = try t.floats()
             case .ggml(let t): y = try GGMLQuantization.dequantize(t, name: after.name); quantizedCount += 1
+            case .shared(let t): y = t.expanded()
             }
             // Independent relative error in Double.
             var num = 0.0, den = 0.0
@@ -51,6 +52,14 @@ struct CompressionPipelineTests {
             // The adapter updates q_proj, v_proj and down_proj of both layers and replaces lm_head.
             let changed = report.tensors.filter { $0.relativeError > 0 }.map(\.name)
             #expect(changed.count == 7 && changed.allSatisfy { $0.contains("q_proj") || $0.contains("v_proj") || $0.contains("down_proj") || $0 == "lm_head.weight" }, "\(changed)")
+            return
+        }
+        if name == "share-embeddings.recipe" {
+            // Only the embedding changes: 32768 weights in 16384 shared slots, about half its energy lost.
+            let changed = report.tensors.filter { $0.relativeError > 0 }
+            #expect(changed.map(\.name) == ["model.embed_tokens.weight"] && changed[0].encoding == "rps 2.00x")
+            #expect(changed[0].relativeError > 0.68 && changed[0].relativeError < 0.73, "\(changed[0].relativeError) = sqrt(~0.5)")
+            #expect(changed[0].outputByteCount == 16384 * 4 + 4)
             return
         }
         if Self.prunesOnly(name) {
@@ -82,7 +91,7 @@ struct CompressionPipelineTests {
     }
 
     /// Recipes whose output is dense (pruning or merging only).
-    static func keepsDense(_ name: String) -> Bool { prunesOnly(name) || name == "lora-merge.recipe" }
+    static func keepsDense(_ name: String) -> Bool { prunesOnly(name) || name == "lora-merge.recipe" || name == "share-embeddings.recipe" }
 
     @Test("integer and FP8 recipes write GGUF too: the same quantized tensors and errors as safetensors; the report matches the file",
           arguments: recipes.filter { !$0.hasPrefix("gguf-") && !$0.hasPrefix("lossless") && !keepsDense($0) })

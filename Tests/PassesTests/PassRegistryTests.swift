@@ -93,12 +93,13 @@ struct PassRegistryTests {
     @Test("describe lists every pass with its options, for `modelpress passes`")
     func describe() {
         let descriptions = PassRegistry.builtIn.describe()
-        #expect(descriptions.map(\.name) == ["merge.lora", "prune.magnitude", "prune.wanda", "prune.obs", "allocate.bits", "quantize.int", "quantize.nf4", "quantize.fp8", "quantize.ggml", "cast"])
+        #expect(descriptions.map(\.name) == ["merge.lora", "prune.magnitude", "prune.wanda", "prune.obs", "allocate.bits", "quantize.int", "quantize.nf4", "quantize.fp8", "quantize.ggml", "share.rps", "cast"])
         #expect(descriptions[5].options.map(\.key) == ["bits", "symmetric", "granularity", "clipping", "method", "block", "damp", "act_order", "hessian"])
         #expect(descriptions[5].options[0].defaultValue == "8" && descriptions[5].options[0].kind == "integer 2...8 | auto")
         #expect(descriptions[4].options.map(\.key) == ["average", "min", "max", "granularity", "target", "types", "proxy", "theta"])
         #expect(descriptions[1].options.map(\.key) == ["sparsity", "pattern", "scope"])
         #expect(descriptions[0].options.map(\.key) == ["adapter", "weight"])
+        #expect(descriptions[9].options.map(\.key) == ["ratio", "seed", "chunk", "weighting", "force"])
         #expect(descriptions[3].options.map(\.key) == ["sparsity", "pattern", "hessian", "block", "damp", "fisher_block", "fisher_damp"])
         #expect(descriptions.allSatisfy { !$0.summary.isEmpty })
     }

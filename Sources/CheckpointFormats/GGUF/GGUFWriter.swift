@@ -76,7 +76,7 @@ public enum GGUFWriter {
     /// Writes a checkpoint whose tensors are dense in a GGUF-storable dtype, already in a ggml layout,
     /// or quantized (stored as `GGUFQuantizedLayout` describes).
     public static func write(_ checkpoint: Checkpoint, to path: String) throws {
-        let checkpoint = try GGUFQuantizedLayout.expand(checkpoint)
+        let checkpoint = try GGUFQuantizedLayout.expand(SharedTensorLayout.expand(checkpoint))
         var planned: [PlannedTensor] = []
         var storages: [ByteStorage] = []
         for entry in checkpoint.entries {
@@ -88,8 +88,8 @@ public enum GGUFWriter {
             case .ggml(let t):
                 planned.append(PlannedTensor(name: entry.name, typeID: t.typeID, shape: t.shape, byteCount: t.storage.count))
                 storages.append(t.storage)
-            case .quantized:
-                preconditionFailure("GGUFQuantizedLayout.expand leaves no quantized tensor")
+            case .quantized, .shared:
+                preconditionFailure("the layouts' expand leaves no quantized or shared tensor")
             }
         }
         let metadata = checkpoint.metadata.map { (key: $0.key, value: $0.value.ggufValue) }

@@ -9,6 +9,7 @@ extension CompressedTensorsLayout {
         for entry in checkpoint.entries {
             switch entry.payload {
             case .dense: entries.append(entry)
+            case .shared: throw CompressedTensorsError.unsupported(tensor: entry.name, what: "shared tensors outside SharedTensorLayout")
             case .ggml(let t): throw CompressedTensorsError.unsupported(tensor: entry.name, what: "ggml \(t.typeName) tensors")
             case .quantized(let q):
                 for part in try encode(name: entry.name, q) { entries.append(TensorEntry(name: part.name, tensor: part.tensor)) }

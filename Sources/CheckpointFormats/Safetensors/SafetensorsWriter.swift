@@ -90,7 +90,7 @@ public enum SafetensorsWriter {
     /// (`CompressedTensorsLayout`), dense ones marked sparse compactly when that is smaller
     /// (`SparseLayout`), other dense ones as they are.
     public static func write(_ checkpoint: Checkpoint, to path: String, ordering: Ordering = .preserve) throws {
-        let checkpoint = try SparseLayout.expand(CompressedTensorsLayout.expand(checkpoint), file: path)
+        let checkpoint = try SparseLayout.expand(CompressedTensorsLayout.expand(SharedTensorLayout.expand(checkpoint)), file: path)
         var tensors: [DenseTensor] = []
         var planned: [PlannedTensor] = []
         for entry in checkpoint.entries {

@@ -1,3 +1,4 @@
+import TensorCore
 import CheckpointFormats
 
 /// What planning decided for each tensor: the setting that the later `quantize.int bits=auto` or
@@ -23,6 +24,8 @@ public struct AllocationPlan: Sendable, Equatable {
         /// `merge.lora` into a llama.cpp GGUF: the tensor's rows are in llama.cpp's Q/K order for
         /// this many heads (see `LoRADelta.permuteRows`).
         case permutedRows(heads: Int)
+        /// `share.rps`: the tensor's view into the step's shared slot array.
+        case shared(SharedTensor)
 
         public var description: String {
             switch self {
@@ -32,6 +35,7 @@ public struct AllocationPlan: Sendable, Equatable {
             case .ggml(let type): type.name
             case .pruneBelow(let key, let ties): "prune below \(Float(bitPattern: key)) (+\(ties) ties)"
             case .permutedRows(let heads): "rows permuted for \(heads) heads"
+            case .shared(let t): t.encodingName
             }
         }
     }

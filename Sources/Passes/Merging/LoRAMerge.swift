@@ -210,7 +210,7 @@ public struct LoRAMerge: CompressionPass {
         }
         let merged = w.map { Float($0) }
         switch entry.payload {
-        case .dense: break
+        case .dense, .shared: break   // (.shared never gets here: it is refused above)
         case .ggml(let t):
             let importance = try context.calibration?.activationSquares(for: name)
             let requantized = try GGMLQuantization.quantize(try DenseTensor(floats: merged, shape: t.shape), name: name, to: t.type!, importance: importance, threadCount: context.threadCount)

@@ -103,7 +103,7 @@ public struct IntegerQuantization: CompressionPass {
             try apply(to: &entry, tensor: tensor, quantizer: quantizer, gptq: gptq, columnBits: nil, context: context)
         case .columnBits(let widths):
             try apply(to: &entry, tensor: tensor, quantizer: base, gptq: options.gptq, columnBits: widths, context: context)
-        case .ggml, .pruneBelow, .permutedRows, nil:
+        case .ggml, .pruneBelow, .permutedRows, .shared, nil:
             throw PassError(pass: Self.name, tensor: entry.name, message: "bits=auto, but no allocate.bits step planned a width for it")
         }
     }
