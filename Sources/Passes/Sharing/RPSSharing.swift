@@ -12,8 +12,10 @@ import Recipes
 /// share.rps ratio=2 seed=0 targets="model.embed_tokens.weight"
 /// share.rps ratio=4 force=true weighting=hessian
 /// ```
-/// - The slots are the least-squares optimum for the trained weights (`d_i` = 1, or the Hessian
-///   diagonal `act_sq_j` of element `(r, j)` with `weighting=hessian`):
+/// - The slots are the least-squares optimum for the trained weights (`d_i` = 1, or with
+///   `weighting=hessian` the Hessian diagonal `act_sq_j` of element `(r, j)` divided by its tensor's
+///   output energy `Σ_j act_sq_j‖W_:j‖²`, which minimizes the sum of the tensors' relative output
+///   errors in the diagonal proxy):
 ///   `z_k = Σ_{i→k} d_i λ_i g_i w_i / Σ_{i→k} d_i λ_i²` (0 for an empty slot), computed in float64 by
 ///   two scatter-adds; the error left is `Σ_k (Σ d w² − (Σ d λ g w)²/Σ d λ²)`.
 /// - `λ_t` is the power of two nearest the tensor's RMS (STABLE-RPS's per-module scale, rounded so
@@ -60,11 +62,17 @@ public struct RPSSharing: CompressionPass {
         return nil
     }
 
-    /// The importance of each element of `entry` (`act_sq` of its column), or nil for `d = 1`.
-    private func importance(of entry: TensorEntry, context: PassContext) throws -> [Float]? {
+    /// The importance of each input column of `entry` (`act_sq_j`), divided by the tensor's output
+    /// energy `Σ_j act_sq_j Σ_r W_rj²` so that every tensor's relative output error counts the same
+    /// (without it, tensors with small inputs, such as `down_proj`, would give way to the others in
+    /// every shared slot); nil for `d = 1`.
+    private func importance(of entry: TensorEntry, values w: [Float], context: PassContext) throws -> [Double]? {
         guard options.weighted, let statistics = context.calibration, let d = try statistics.activationSquares(for: entry.name),
-              d.count == entry.shape.columnCount else { return nil }
-        return d
+              d.count == entry.shape.columnCount, !d.isEmpty else { return nil }
+        var energy = 0.0
+        for (i, x) in w.enumerated() { energy += Double(d[i % d.count]) * Double(x) * Double(x) }
+        guard energy > 0 else { return nil }
+        return d.map { Double($0) / energy }
     }
 
     /// Computes the slots from all selected tensors (two passes, one tensor in memory at a time) and
@@ -83,12 +91,12 @@ public struct RPSSharing: CompressionPass {
         for entry in entries {
             let w = try Self.finiteValues(of: entry)
             let scale = Self.powerOfTwoScale(w)
-            let d = try importance(of: entry, context: context)
+            let d = try importance(of: entry, values: w, context: context)
             let columns = max(entry.shape.columnCount, 1)
             let lambda = Double(scale)
             for j in 0..<w.count {
                 let i = offset + j, k = map.slot(i)
-                let weight = d.map { Double($0[j % columns]) } ?? 1
+                let weight = d.map { $0[j % columns] } ?? 1
                 let signed = lambda * Double(map.sign(i)) * Double(w[j])
                 numerator[k] += weight * signed
                 denominator[k] += weight * lambda * lambda
