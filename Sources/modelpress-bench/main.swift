@@ -6,7 +6,8 @@
 // gptq (GPTQ on a 4096 x 4096 layer against the sgemm time of the same FLOPs);
 // baq (allocate.bits per column + GPTQ with the widths on the same layer, against the same bound);
 // sparsegpt (prune.obs on a 4096 x 4096 layer, 50% and 2:4, against the same bound);
-// lora (merge.lora, rank 16 into a 4096 x 4096 weight, against numpy's float64 merge).
+// lora (merge.lora, rank 16 into a 4096 x 4096 weight, against numpy's float64 merge);
+// rps (share.rps projection and expansion of a 4096 x 4096 weight).
 import Foundation
 
 var arguments = Array(CommandLine.arguments.dropFirst())
@@ -31,8 +32,9 @@ for name in selected {
     case "baq": try BAQBenchmark(n: 4096, directory: directory).run()
     case "sparsegpt": try SparseGPTBenchmark(n: 4096).run()
     case "lora": try LoRAMergeBenchmark(directory: directory).run()
+    case "rps": try RPSBenchmark().run()
     default:
-        FileHandle.standardError.write("unknown benchmark '\(name)' (known: read, gguf, int, zstd, gptq, baq, sparsegpt, lora)\n".data(using: .utf8)!)
+        FileHandle.standardError.write("unknown benchmark '\(name)' (known: read, gguf, int, zstd, gptq, baq, sparsegpt, lora, rps)\n".data(using: .utf8)!)
         exit(64)
     }
 }

@@ -114,7 +114,7 @@ public struct RPSSharing: CompressionPass {
         var lost = 0.0, energy = 0.0
         for (t, entry) in entries.enumerated() {
             let view = SharedTensor(shape: entry.shape, arrayName: arrayName, map: map, offset: offsets[t], scale: scales[t], slots: slots, sharedElementCount: n)
-            let w = try Self.finiteValues(of: entry), r = view.expanded()
+            let w = try Self.finiteValues(of: entry), r = view.expanded(threadCount: context.threadCount)
             for j in w.indices { let e = Double(w[j]) - Double(r[j]); lost += e * e; energy += Double(w[j]) * Double(w[j]) }
             context.plan.set(.shared(view), for: entry.name)
         }

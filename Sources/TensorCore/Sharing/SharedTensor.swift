@@ -31,9 +31,18 @@ public struct SharedTensor: Sendable, Equatable {
         self.slots = slots
     }
 
-    /// The dense values, `scale · sign · z[slot]` for each element in row-major order.
-    public func expanded() -> [Float] {
-        (0..<shape.elementCount).map { j in scale * map.sign(offset + j) * slots[map.slot(offset + j)] }
+    /// The dense values, `scale · sign · z[slot]` for each element in row-major order, on
+    /// `threadCount` workers (each element is computed alone, so the result does not depend on it).
+    public func expanded(threadCount: Int = 1) -> [Float] {
+        var out = [Float](repeating: 0, count: shape.elementCount)
+        out.withUnsafeMutableBufferPointer { out in
+            slots.withUnsafeBufferPointer { z in
+                ParallelLoop.forEachRange(count: out.count, threadCount: threadCount) { range in
+                    for j in range { out[j] = scale * map.sign(offset + j) * z[map.slot(offset + j)] }
+                }
+            }
+        }
+        return out
     }
 
     /// `n / m`, the compression ratio of the whole array.

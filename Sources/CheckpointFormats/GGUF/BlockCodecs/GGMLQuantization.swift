@@ -111,7 +111,7 @@ extension TensorEntry {
         case .dense(let t): t.dtype.isConvertibleFloat ? try t.floats() : nil
         case .ggml(let t): try GGMLQuantization.dequantize(t, name: name, threadCount: threadCount)
         case .quantized(let q): q.dequantized()
-        case .shared(let t): t.expanded()
+        case .shared(let t): t.expanded(threadCount: threadCount)
         }
     }
 }
