@@ -167,4 +167,23 @@ struct RPSSharingTests {
             #expect(error.description.contains("ratio=3.0 loses about 67% of the weights' energy without retraining; add force=true"), "\(error)")
         }
     }
+
+    @Test("expand(compress(W)) equals a straightforward reconstruction from the stored slots, scales and seed (the spec's formula, written in the test)")
+    func reconstruction() throws {
+        let a = Self.gaussian(48 * 40, seed: 9, sd: 0.1), b = Self.gaussian(16 * 40, seed: 10, sd: 2)
+        let original = try Checkpoint(entries: [TensorEntry(name: "a.weight", tensor: try DenseTensor(floats: a, shape: Shape([48, 40]))),
+                                                TensorEntry(name: "b.weight", tensor: try DenseTensor(floats: b, shape: Shape([16, 40])))])
+        let shared = try Self.run("share.rps ratio=1.7 seed=99 chunk=64", on: original)
+        let va = try Self.shared(shared, "a.weight"), vb = try Self.shared(shared, "b.weight")
+        #expect(va.slots == vb.slots && va.offset == 0 && vb.offset == 48 * 40 && va.map.slotCount == Int((2560.0 / 1.7).rounded(.up)))
+        for view in [va, vb] {
+            let m = UInt64(view.map.slotCount)
+            let direct: [Float] = (0..<view.shape.elementCount).map { j in
+                let (slot, sign) = Self.specSlot(seed: 99, m: m, chunk: 64, UInt64(view.offset + j))
+                return view.scale * sign * view.slots[slot]
+            }
+            #expect(view.expanded() == direct && view.expanded(threadCount: 2) == direct)
+        }
+        #expect(va.scale == 0.125 && vb.scale == 2, "powers of two nearest the RMS (0.1 → 2⁻³, 2 → 2¹)")
+    }
 }
