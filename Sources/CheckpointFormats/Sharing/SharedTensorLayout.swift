@@ -58,7 +58,9 @@ public enum SharedTensorLayout {
 
     /// The checkpoint with the arrays recorded under `modelpress.rps` turned back into shared tensors
     /// at their recorded positions (the slot tensors and the record removed). Throws, naming the file
-    /// and the tensor, when the record or a slot array is malformed.
+    /// and the tensor, when the record or a slot array is malformed: among other checks, an array
+    /// recorded twice, `n > maximumRatio · m`, a tensor name or a position used twice (a slot
+    /// array's name included), or non-empty tensors that overlap.
     public static func collapse(_ checkpoint: Checkpoint, file: String) throws -> Checkpoint {
         guard let value = checkpoint.metadataValue(metadataKey) else { return checkpoint }
         func fail(_ tensor: String, _ reason: String) -> SharedTensorLayoutError { .malformed(file: file, tensor: tensor, reason: reason) }
