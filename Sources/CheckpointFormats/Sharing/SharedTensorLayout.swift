@@ -14,6 +14,9 @@ import TensorCore
 ///   back where it was.
 public enum SharedTensorLayout {
     public static let metadataKey = "modelpress.rps"
+    /// The largest `n / m` a record may claim (the largest ratio `share.rps` takes): this bounds how
+    /// many weights a file can make a reader expand per stored slot.
+    public static let maximumRatio = 1_000_000
 
     /// The checkpoint with every shared tensor replaced by its array's slots (once per array) and the
     /// record added to the metadata. Other tensors pass through.
@@ -24,6 +27,7 @@ public enum SharedTensorLayout {
         let names = Set(checkpoint.entries.map(\.name))
         for (position, entry) in checkpoint.entries.enumerated() {
             guard case .shared(let t) = entry.payload else { entries.append(entry); continue }
+            guard t.scale.isFinite else { throw SharedTensorLayoutError.unstorable(tensor: entry.name, reason: "its scale \(t.scale) is not finite") }
             let record: JSONValue = .object([("name", .string(entry.name)), ("shape", .array(t.shape.dimensions.map { .integer($0) })),
                                              ("offset", .integer(t.offset)), ("scale", .number("\(t.scale)")), ("position", .integer(position))])
             if let k = arrays.firstIndex(where: { $0.name == t.arrayName }) {
@@ -35,6 +39,9 @@ public enum SharedTensorLayout {
             } else {
                 let slotsName = t.arrayName + ".slots"
                 guard !names.contains(slotsName) else { throw SharedTensorLayoutError.unstorable(tensor: entry.name, reason: "its slot array's name '\(slotsName)' is taken") }
+                if let bad = t.slots.firstIndex(where: { !$0.isFinite }) {
+                    throw SharedTensorLayoutError.unstorable(tensor: entry.name, reason: "slot \(bad) of array '\(t.arrayName)' is not finite")
+                }
                 arrays.append((t.arrayName, t, [record]))
                 entries.append(TensorEntry(name: slotsName, tensor: try DenseTensor(floats: t.slots, shape: Shape([t.slots.count]))))
             }
@@ -51,25 +58,34 @@ public enum SharedTensorLayout {
 
     /// The checkpoint with the arrays recorded under `modelpress.rps` turned back into shared tensors
     /// at their recorded positions (the slot tensors and the record removed). Throws, naming the file
-    /// and the tensor, when the record or a slot array is malformed.
+    /// and the tensor, when the record or a slot array is malformed: among other checks, an array
+    /// recorded twice, `n > maximumRatio · m`, a tensor name or a position used twice (a slot
+    /// array's name included), or non-empty tensors that overlap.
     public static func collapse(_ checkpoint: Checkpoint, file: String) throws -> Checkpoint {
-        guard let text = checkpoint.metadataValue(metadataKey)?.description else { return checkpoint }
+        guard let value = checkpoint.metadataValue(metadataKey) else { return checkpoint }
         func fail(_ tensor: String, _ reason: String) -> SharedTensorLayoutError { .malformed(file: file, tensor: tensor, reason: reason) }
+        if case .gguf(let v) = value, v.type != .string { throw fail(metadataKey, "not a string (found a GGUF \(v.type.name))") }
+        let text = value.description
         let json: JSONValue
         do { json = try JSONParser.parse(Array(text.utf8)) } catch { throw fail(metadataKey, "invalid JSON: \(error)") }
         guard let arrays = json.objectMembers else { throw fail(metadataKey, "not an object") }
         var slotNames = Set<String>()
         var shared: [(position: Int, entry: TensorEntry)] = []
         var names = Set(checkpoint.entries.map(\.name))
+        var arrayNames = Set<String>(), positions = Set<Int>()
         for (arrayName, value) in arrays {
+            guard arrayNames.insert(arrayName).inserted else { throw fail(arrayName, "the array is recorded twice") }
             guard let fields = value.objectMembers else { throw fail(arrayName, "the array record is not an object") }
             func field(_ key: String) -> JSONValue? { fields.first { $0.key == key }?.value }
             guard field("spec")?.stringValue == RandomFoldMap.specName else {
                 throw fail(arrayName, "unknown sharing spec '\(field("spec")?.stringValue ?? "none")' (this version reads \(RandomFoldMap.specName))")
             }
-            guard let seedText = field("seed")?.stringValue, let seed = UInt64(seedText) else { throw fail(arrayName, "seed must be a decimal string of an unsigned 64-bit integer") }
+            guard let seedText = field("seed")?.stringValue, seedText.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let seed = UInt64(seedText) else { throw fail(arrayName, "seed must be a decimal string of an unsigned 64-bit integer") }
             guard let m = field("m")?.nonNegativeInt, m >= 1, let chunk = field("chunk")?.nonNegativeInt, chunk >= 1,
                   let n = field("n")?.nonNegativeInt, n >= 1 else { throw fail(arrayName, "m, chunk and n must be positive integers") }
+            guard case (let most, false) = m.multipliedReportingOverflow(by: maximumRatio), n <= most else {
+                throw fail(arrayName, "n = \(n) is more than \(maximumRatio) times m = \(m)")
+            }
             let slotsName = arrayName + ".slots"
             guard let slotsEntry = checkpoint[slotsName], case .dense(let slotsTensor) = slotsEntry.payload else { throw fail(arrayName, "its slot array '\(slotsName)' is missing") }
             guard slotsTensor.dtype == .f32, slotsTensor.shape.dimensions == [m] else { throw fail(slotsName, "must be F32 [\(m)], found \(slotsTensor.dtype) \(slotsTensor.shape)") }
@@ -91,12 +107,14 @@ public enum SharedTensorLayout {
                 }
                 guard case .number(let scaleText)? = item("scale"), let scale = Float(scaleText), scale.isFinite else { throw fail(name, "scale must be a finite number") }
                 guard let position = item("position")?.nonNegativeInt else { throw fail(name, "position must be a non-negative integer") }
-                guard names.insert(name).inserted else { throw fail(name, "the name is used twice") }
+                guard positions.insert(position).inserted else { throw fail(name, "position \(position) is used twice") }
+                guard !slotNames.contains(name), names.insert(name).inserted else { throw fail(name, "the name is used twice") }
                 covered.append((offset, offset + shape.elementCount))
                 let tensor = SharedTensor(shape: shape, arrayName: arrayName, map: map, offset: offset, scale: scale, slots: slots, sharedElementCount: n)
                 shared.append((position, TensorEntry(name: name, payload: .shared(tensor))))
             }
-            covered.sort { $0.0 < $1.0 }
+            // Empty tensors cover nothing (they may sit at any offset, even inside another's range).
+            covered = covered.filter { $0.0 < $0.1 }.sorted { $0.0 < $1.0 }
             for (a, b) in zip(covered, covered.dropFirst()) where b.0 < a.1 { throw fail(arrayName, "tensors overlap in the global index space") }
         }
         var entries = checkpoint.entries.filter { !slotNames.contains($0.name) }

@@ -111,14 +111,14 @@ public enum ZstdCheckpoint {
         try writer.commit()
     }
 
-    /// The header of a seekable `.zst` file holding plain dense safetensors (no quantized or compact
-    /// sparse tensors), decoding only the frames of the header; nil for any other file (which must be
+    /// The header of a seekable `.zst` file holding plain dense safetensors (no quantized, compact
+    /// sparse or shared tensors), decoding only the frames of the header; nil for any other file (which must be
     /// decoded whole).
     public static func denseSafetensorsHeader(path: String) throws -> SafetensorsHeader? {
         let file = try MappedFile(path: path)
         guard ZstdArchiveReader.isArchive(file.bytes), let header = try safetensorsHeader(ZstdArchiveReader(path: path)) else { return nil }
         let names = header.tensors.map(\.name)
-        let compressed = header.metadata.contains { $0.key == CompressedTensorsLayout.metadataKey }
+        let compressed = header.metadata.contains { $0.key == CompressedTensorsLayout.metadataKey || $0.key == SharedTensorLayout.metadataKey }
             || !BitsAndBytesLayout.weights(in: names).isEmpty
             || SparseLayout.storesCompactTensors(metadataKeys: header.metadata.map(\.key), tensorNames: names)
         return compressed ? nil : header
