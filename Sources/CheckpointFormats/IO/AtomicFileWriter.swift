@@ -7,10 +7,15 @@ import TensorCore
 
 /// Writes a file so that it appears at its path only when complete.
 ///
-/// Bytes go to a temporary file `.<name>.modelpress-tmp-XXXXXX` in the destination folder; `commit()`
-/// renames it over the destination (atomic on POSIX). If the writer is dropped without `commit()`,
-/// the temporary file is removed, so a failed run leaves nothing at the output path (and an existing
-/// file there, possibly memory-mapped by a reader, is never truncated).
+/// Bytes go to a temporary file `.<name>.modelpress-tmp-<pid>-XXXXXX` in the destination folder;
+/// `commit()` renames it over the destination (atomic on POSIX). If the writer is dropped without
+/// `commit()`, the temporary file is removed, so a failed run leaves nothing at the output path (and
+/// an existing file there, possibly memory-mapped by a reader, is never truncated).
+///
+/// A run killed outright (SIGKILL, power loss) cannot remove its temporary file; the next writer of
+/// the same destination removes such leftovers (`removeStaleTemporaries(for:)`): only regular files
+/// named with that destination's prefix whose process id no longer runs, so a concurrent writer's
+/// file and anything not made by ModelPress are never touched.
 public final class AtomicFileWriter {
     public let destination: String
     public let temporaryPath: String
@@ -29,9 +34,49 @@ public final class AtomicFileWriter {
         return (folder.isEmpty ? "/" : folder, "." + name + ".modelpress-tmp-")
     }
 
+    /// The name prefix of this process's temporary files for `destination`: the destination's prefix
+    /// followed by `<pid>-`, so leftovers can be told apart from a running writer's files.
+    public static func processPrefix(for destination: String) -> (folder: String, prefix: String) {
+        let (folder, prefix) = temporaryPrefix(for: destination)
+        return (folder, prefix + "\(getpid())-")
+    }
+
+    /// Removes temporary files of `destination` left by processes that no longer run (killed before
+    /// they could clean up), including the temporary files of a `.zst` output's inner temporary file.
+    /// Only regular files named `.<name>.modelpress-tmp-<pid>-…` (or with one more leading `.`) whose
+    /// `<pid>` is not a running process are removed. Returns the names removed; errors are ignored.
+    @discardableResult
+    public static func removeStaleTemporaries(for destination: String) -> [String] {
+        let (folder, prefix) = temporaryPrefix(for: destination)
+        guard let directory = opendir(folder) else { return [] }
+        var candidates: [String] = []
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(cString: raw.baseAddress!.assumingMemoryBound(to: CChar.self))
+            }
+            if name.hasPrefix(prefix) || name.hasPrefix("." + prefix) { candidates.append(name) }
+        }
+        closedir(directory)
+        var removed: [String] = []
+        for name in candidates {
+            let rest = name.dropFirst(name.hasPrefix(prefix) ? prefix.count : prefix.count + 1)
+            let digits = rest.prefix { $0.isASCII && $0.isNumber }
+            guard !digits.isEmpty, digits.count <= 10, rest.dropFirst(digits.count).first == "-",
+                  let pid = Int32(digits), pid > 0, pid != getpid() else { continue }
+            // Alive (or owned by another user: EPERM) means the file may still be in use.
+            if kill(pid, 0) == 0 || errno != ESRCH { continue }
+            let path = folder + "/" + name
+            var info = stat()
+            guard lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { continue }
+            if unlink(path) == 0 { removed.append(name) }
+        }
+        return removed
+    }
+
     public init(destination: String) throws(FileAccessError) {
         self.destination = destination
-        let (folder, prefix) = AtomicFileWriter.temporaryPrefix(for: destination)
+        AtomicFileWriter.removeStaleTemporaries(for: destination)
+        let (folder, prefix) = AtomicFileWriter.processPrefix(for: destination)
         var template = Array((folder + "/" + prefix + "XXXXXX").utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         guard fd >= 0 else { throw .cannotWrite(path: destination, reason: String(cString: strerror(errno))) }

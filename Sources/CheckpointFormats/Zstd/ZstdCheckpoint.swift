@@ -29,8 +29,9 @@ public enum ZstdCheckpoint {
     /// `destination` (which appears only when complete).
     public static func write(to destination: String, level: Int32 = 3, layout: Layout = .grouped, threadCount: Int,
                              writeInner: (String) throws -> Void) throws {
-        let (folder, prefix) = AtomicFileWriter.temporaryPrefix(for: destination)
-        let temporary = folder + "/" + prefix + "inner-\(getpid())-\(UInt64.random(in: 0..<UInt64.max))"
+        AtomicFileWriter.removeStaleTemporaries(for: destination)
+        let (folder, prefix) = AtomicFileWriter.processPrefix(for: destination)
+        let temporary = folder + "/" + prefix + "inner-\(UInt64.random(in: 0..<UInt64.max))"
         defer { unlink(temporary) }
         try writeInner(temporary)
         let source = try MappedFile(path: temporary)
