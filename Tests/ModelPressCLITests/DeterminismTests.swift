@@ -1,0 +1,129 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// Issue 11, part 3: the real `modelpress` binary gives byte-identical outputs, and byte-identical
+/// `--report` JSON, at `--threads 1` and `--threads 2` and when run twice in a row, for a
+/// representative recipe of every pass family (GPTQ, BAQ, OBS, RPS, ggml types, zstd, NF4, LoRA merge),
+/// and the same holds for `convert --type Q4_K` and `decompress`.
+///
+/// Every run gets its own working folder and writes the same relative names there (`out.<ext>`,
+/// `report.json`), so the report's `output` field is identical too: nothing is removed from the
+/// reports before they are compared.
+@Suite("Determinism: outputs do not depend on --threads or on the run")
+struct DeterminismTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let pico = root.appendingPathComponent("TestModels/pico-llama-f32").path
+
+    struct Case: Sendable, CustomTestStringConvertible {
+        /// The file under Recipes/, without `.recipe`.
+        let recipe: String
+        /// The output extension (picks the writer).
+        let ext: String
+        /// Thread counts of the compress runs, in order; a count given twice is the run-to-run check.
+        let threads: [Int]
+        var testDescription: String { "\(recipe) → .\(ext) at --threads \(threads.map(String.init).joined(separator: ","))" }
+    }
+
+    /// Recipes that need calibration read it through their own `calibration` step (a path relative
+    /// to the recipe file), so they run from any working folder.
+    static let cases: [Case] = [
+        Case(recipe: "gptq-int4", ext: "safetensors", threads: [1, 2, 2]),
+        Case(recipe: "baq-avg3", ext: "safetensors", threads: [1, 2, 2]),
+        Case(recipe: "prune-2of4-sparsegpt", ext: "safetensors", threads: [1, 2, 2]),
+        Case(recipe: "prune50-then-w4", ext: "safetensors", threads: [1, 2, 2]),
+        Case(recipe: "share-embeddings", ext: "safetensors", threads: [1, 2, 2]),
+        Case(recipe: "gguf-q4k", ext: "gguf", threads: [1, 2, 2]),
+        // The slowest recipe by far (a ggml-type search per column group): one run per thread
+        // count; run-to-run variation would show up as a 1 ≠ 2 difference as well.
+        Case(recipe: "gguf-baq-mixed", ext: "gguf", threads: [2, 1]),
+        Case(recipe: "lossless", ext: "safetensors.zst", threads: [1, 2, 2]),
+        Case(recipe: "nf4", ext: "safetensors", threads: [1, 2, 2]),
+        Case(recipe: "lora-merge", ext: "safetensors", threads: [1, 2, 2]),
+    ]
+
+    private func expectSuccess(_ result: CommandLineRunner.Result, _ what: String,
+                               sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(!result.crashed && result.status == 0, "\(what): \(result)", sourceLocation: sourceLocation)
+        #expect(result.standardOutput.isEmpty, "\(what) printed with --quiet: \(result.standardOutput)",
+                sourceLocation: sourceLocation)
+    }
+
+    /// Runs `arguments` in a fresh folder `name` under `dir` and returns the bytes of `files` there.
+    private func run(_ arguments: [String], in dir: TemporaryDirectory, folder name: String,
+                     reading files: [String]) throws -> [[UInt8]] {
+        let folder = try dir.makeFolder(name)
+        expectSuccess(try CommandLineRunner.run(arguments, currentDirectory: folder), "\(name): modelpress \(arguments.joined(separator: " "))")
+        return try files.map { try TemporaryDirectory.read(folder + "/" + $0) }
+    }
+
+    @Test("compress: output and --report bytes are the same at every thread count and on every run",
+          arguments: cases)
+    func compress(_ c: Case) throws {
+        let dir = try TemporaryDirectory(prefix: "det-\(c.recipe)")
+        let recipe = Self.root.appendingPathComponent("Recipes/\(c.recipe).recipe").path
+        let output = "out.\(c.ext)"
+        var runs: [(label: String, output: [UInt8], report: [UInt8])] = []
+        for (i, threads) in c.threads.enumerated() {
+            let label = "run\(i + 1)-t\(threads)"
+            let bytes = try run(["compress", Self.pico, "--recipe", recipe, "-o", output, "--report", "report.json",
+                                 "--threads", String(threads), "--quiet"],
+                                in: dir, folder: label, reading: [output, "report.json"])
+            runs.append((label, bytes[0], bytes[1]))
+        }
+        let first = try #require(runs.first)
+        #expect(!first.output.isEmpty && !first.report.isEmpty)
+        for other in runs.dropFirst() {
+            #expect(other.output == first.output, "\(c.recipe): \(output) of \(first.label) and \(other.label) differ\(Self.firstDifference(first.output, other.output))")
+            #expect(other.report == first.report, "\(c.recipe): report.json of \(first.label) and \(other.label) differ\(Self.firstDifference(first.report, other.report))")
+        }
+
+        // decompress the compressed file at 1 and 2 threads (a .zst comes back through the
+        // byte-for-byte path; the others are dequantized tensor by tensor).
+        let compressed = dir.url(first.label + "/" + output)
+        var dense: [[UInt8]] = []
+        for threads in [1, 2] {
+            dense += try run(["decompress", compressed, "-o", "dense.safetensors", "--threads", String(threads), "--quiet"],
+                             in: dir, folder: "decompress-t\(threads)", reading: ["dense.safetensors"])
+        }
+        #expect(!dense[0].isEmpty)
+        #expect(dense[0] == dense[1], "\(c.recipe): decompress --threads 1 and 2 differ\(Self.firstDifference(dense[0], dense[1]))")
+    }
+
+    @Test("convert --type Q4_K of the pico model: the same bytes at --threads 1, 2 and 2 again")
+    func convertQ4K() throws {
+        let dir = try TemporaryDirectory(prefix: "det-convert")
+        var outputs: [[UInt8]] = []
+        for (i, threads) in [1, 2, 2].enumerated() {
+            outputs += try run(["convert", Self.pico, "-o", "out.gguf", "--type", "Q4_K", "--threads", String(threads), "--quiet"],
+                               in: dir, folder: "run\(i + 1)-t\(threads)", reading: ["out.gguf"])
+        }
+        #expect(!outputs[0].isEmpty)
+        #expect(outputs[1] == outputs[0], "convert --threads 1 and 2 differ\(Self.firstDifference(outputs[0], outputs[1]))")
+        #expect(outputs[2] == outputs[1], "convert --threads 2 twice differs\(Self.firstDifference(outputs[1], outputs[2]))")
+
+        var dense: [[UInt8]] = []
+        for threads in [1, 2] {
+            dense += try run(["decompress", dir.url("run1-t1/out.gguf"), "-o", "dense.safetensors", "--threads", String(threads), "--quiet"],
+                             in: dir, folder: "decompress-t\(threads)", reading: ["dense.safetensors"])
+        }
+        #expect(!dense[0].isEmpty)
+        #expect(dense[0] == dense[1], "decompress of Q4_K --threads 1 and 2 differ\(Self.firstDifference(dense[0], dense[1]))")
+    }
+
+    @Test("decompress --threads 0 is a usage error (exit 64) naming --threads")
+    func decompressThreadsZero() throws {
+        let dir = try TemporaryDirectory(prefix: "det-threads0")
+        let result = try CommandLineRunner.run(["decompress", Self.pico + "/model.safetensors", "-o", dir.url("o.safetensors"), "--threads", "0"])
+        #expect(!result.crashed && result.status == 64, "\(result)")
+        #expect(result.standardError.contains("--threads"), "\(result)")
+        #expect(try dir.entries().isEmpty)
+    }
+
+    /// ": first at byte N of M / M'" for a failure message (or "" when equal).
+    static func firstDifference(_ a: [UInt8], _ b: [UInt8]) -> String {
+        if a == b { return "" }
+        let n = zip(a, b).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? min(a.count, b.count)
+        return ": first at byte \(n) (sizes \(a.count) and \(b.count))"
+    }
+}
