@@ -18,6 +18,9 @@ struct DecompressCommand: ParsableCommand {
     @Option(help: "dtype of the reconstructed tensors: f32 (default), f16 or bf16. Never-compressed tensors keep their dtype unless this is given.")
     var dtype: String?
 
+    @Option(help: "Worker threads (default: all cores). The output bytes do not depend on it.")
+    var threads: Int?
+
     @Flag(help: "Print what was written as JSON (the output's inspect summary).")
     var json = false
 
@@ -45,6 +48,7 @@ struct DecompressCommand: ParsableCommand {
             }
             guard output.hasSuffix(".safetensors") else { throw UsageError("\(output): decompress writes .safetensors") }
             var options = CheckpointConversion.Options()
+            options.threadCount = try threadCount(threads)
             if let dtype {
                 guard let parsed = DType(userName: dtype) else { throw UsageError("--dtype must be f32, f16 or bf16 (got \(dtype))") }
                 options.dtype = parsed
