@@ -41,26 +41,34 @@ struct CompressCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             var pipeline = CompressionPipeline(inputPath: input, recipePath: recipe, overrides: try parseOverrides(overrides))
-            pipeline.threadCount = try threadCount(threads)
             pipeline.calibrationPath = calibration
-            if !quiet {
-                pipeline.warning = { Console.standardError("warning: \(Console.printable($0))\n") }
-                pipeline.note = { Console.standardError("\(Console.printable($0))\n") }
-                let reporter = ProgressReporter()
-                pipeline.progress = { reporter.update(done: $0, total: $1, bytes: $2, name: $3) }
-            }
-            let result = try pipeline.compress(outputPath: output)
-            if let report {
-                try writeText(result.rendered(forPath: report), to: report)
-            }
-            if json { Console.standardOutput(result.renderJSON()) } else if !quiet {
-                Console.standardOutput(result.renderSummary())
-                if output.hasSuffix(".zst"), let size = FileSystem.size(output) {
-                    // The report counts the inner file's bytes; this is what zstd made of them.
-                    let ratio = Double(result.totals.inputByteCount) / Double(max(size, 1))
-                    Console.standardOutput("zstd file:       \(size) bytes, \(String(format: "%.2f", ratio))x smaller than the input\n")
-                }
-            }
+            try runPipeline(pipeline, output: output, threads: threads, report: report, json: json, quiet: quiet)
+        }
+    }
+}
+
+/// Runs `pipeline` to `output` as `compress` and `merge-lora` do: progress, warnings and notes on
+/// stderr unless `quiet`, the report written to `report` when given, then the summary (or JSON) on
+/// stdout.
+func runPipeline(_ pipeline: CompressionPipeline, output: String, threads: Int?, report: String?, json: Bool, quiet: Bool) throws {
+    var pipeline = pipeline
+    pipeline.threadCount = try threadCount(threads)
+    if !quiet {
+        pipeline.warning = { Console.standardError("warning: \(Console.printable($0))\n") }
+        pipeline.note = { Console.standardError("\(Console.printable($0))\n") }
+        let reporter = ProgressReporter()
+        pipeline.progress = { reporter.update(done: $0, total: $1, bytes: $2, name: $3) }
+    }
+    let result = try pipeline.compress(outputPath: output)
+    if let report {
+        try writeText(result.rendered(forPath: report), to: report)
+    }
+    if json { Console.standardOutput(result.renderJSON()) } else if !quiet {
+        Console.standardOutput(result.renderSummary())
+        if output.hasSuffix(".zst"), let size = FileSystem.size(output) {
+            // The report counts the inner file's bytes; this is what zstd made of them.
+            let ratio = Double(result.totals.inputByteCount) / Double(max(size, 1))
+            Console.standardOutput("zstd file:       \(size) bytes, \(String(format: "%.2f", ratio))x smaller than the input\n")
         }
     }
 }

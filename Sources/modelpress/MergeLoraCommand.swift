@@ -49,16 +49,7 @@ struct MergeLoraCommand: ParsableCommand {
             if !weight.isEmpty { text += " weight=" + weight.map { String($0) }.joined(separator: ",") }
             var pipeline = CompressionPipeline(inputPath: base, recipePath: "merge-lora")
             pipeline.recipeText = text + "\n"
-            pipeline.threadCount = try threadCount(threads)
-            if !quiet {
-                pipeline.warning = { Console.standardError("warning: \(Console.printable($0))\n") }
-                pipeline.note = { Console.standardError("\(Console.printable($0))\n") }
-                let reporter = ProgressReporter()
-                pipeline.progress = { reporter.update(done: $0, total: $1, bytes: $2, name: $3) }
-            }
-            let result = try pipeline.compress(outputPath: output)
-            if let report { try writeText(result.rendered(forPath: report), to: report) }
-            if json { Console.standardOutput(result.renderJSON()) } else if !quiet { Console.standardOutput(result.renderSummary()) }
+            try runPipeline(pipeline, output: output, threads: threads, report: report, json: json, quiet: quiet)
         }
     }
 }

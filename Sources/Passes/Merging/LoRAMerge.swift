@@ -205,21 +205,18 @@ public struct LoRAMerge: CompressionPass {
             // is one correct rounding of the float64 value (no double rounding).
             let stored = Self.floats(w, roundingToOdd: t.dtype != .f32 && t.dtype != .f64, threadCount: context.threadCount)
             entry.payload = .dense(try DenseTensor(floats: stored, shape: t.shape, dtype: t.dtype))
-            return
-        default: break
-        }
-        let merged = w.map { Float($0) }
-        switch entry.payload {
-        case .dense, .shared: break   // (.shared never gets here: it is refused above)
         case .ggml(let t):
             let importance = try context.calibration?.activationSquares(for: name)
-            let requantized = try GGMLQuantization.quantize(try DenseTensor(floats: merged, shape: t.shape), name: name, to: t.type!, importance: importance, threadCount: context.threadCount)
+            let requantized = try GGMLQuantization.quantize(try DenseTensor(floats: w.map { Float($0) }, shape: t.shape), name: name, to: t.type!,
+                                                            importance: importance, threadCount: context.threadCount)
             entry.payload = .ggml(requantized)
             note(kept: try GGMLQuantization.dequantize(requantized, name: name, threadCount: context.threadCount), original: original, merged: w, type: t.typeName, name: name, context: context)
         case .quantized(let q):
-            let requantized = IntegerQuantizer(bits: q.bits, symmetric: q.symmetric, granularity: q.granularity).quantize(merged, shape: q.shape, threadCount: context.threadCount)
+            let requantized = IntegerQuantizer(bits: q.bits, symmetric: q.symmetric, granularity: q.granularity).quantize(w.map { Float($0) }, shape: q.shape, threadCount: context.threadCount)
             entry.payload = .quantized(requantized)
             note(kept: requantized.dequantized(), original: original, merged: w, type: q.encodingName, name: name, context: context)
+        case .shared:
+            preconditionFailure("shared bases are refused before merging")
         }
     }
 

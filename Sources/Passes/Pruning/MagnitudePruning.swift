@@ -9,7 +9,8 @@ import Recipes
 /// ```
 /// - `scope=layer` (default): every selected tensor of `n` weights loses exactly `round(p·n)`.
 /// - `scope=global`: one threshold over all selected tensors, which lose `round(p·Σn)` together
-///   (a plan step reads every tensor twice to find it, holding one tensor at a time). Raw `|w|` is
+///   (a plan step reads every tensor three times: two radix passes, then its share of the ties;
+///   one tensor in memory at a time). Raw `|w|` is
 ///   compared across tensors, so tensors of small scale lose more (as `torch`'s global pruning).
 /// - `pattern=N:M`: in every group of `M` consecutive weights along each row, the `M − N` smallest go.
 /// Ties: among equal `|w|`, the earlier element (row-major, and earlier tensor for global) goes first.

@@ -5,8 +5,7 @@ internal import CLAPACKE
 /// Every routine here works on one triangle of a symmetric or triangular matrix, and a row-major
 /// triangle is the other triangle of the same memory read column-major (transposed). So the calls
 /// go to LAPACK's native column-major layout with the triangle flipped: the same result, without
-/// the two transposing copies LAPACKE makes for `LAPACK_ROW_MAJOR` (for n = 4096 they doubled the
-/// time of a Cholesky factorization).
+/// the two transposing copies LAPACKE makes for `LAPACK_ROW_MAJOR`.
 public enum LAPACK {
     /// Which triangle of a symmetric matrix holds the data.
     public enum Triangle: Sendable { case upper, lower }
