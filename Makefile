@@ -32,6 +32,7 @@ test: deps pydeps
 
 ## bench: release-mode benchmarks (see README, Performance).
 bench: deps
+	swift build -c release --product modelpress
 	swift run -c release modelpress-bench
 
 ## deps: the Debian packages (C libraries) the build links against.

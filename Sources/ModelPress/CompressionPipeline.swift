@@ -96,33 +96,55 @@ public struct CompressionPipeline: Sendable {
         let original = checkpoint
         var context = PassContext(threadCount: threadCount, calibration: calibration, outputFormat: output.format == .gguf ? .gguf : .safetensors)
         context.note = note
+        // Streaming: a tensor is final after the last step that selects it. Its report record is
+        // measured then and its stored form handed to the writer (which spools what it cannot map),
+        // and the in-memory result is dropped; a result a later step rewrites waits in a spool file.
+        var lastStep = [Int?](repeating: nil, count: checkpoint.count)
+        for (s, step) in steps.enumerated() { for i in step.selected { lastStep[i] = s } }
+        let writer = StreamingCheckpointWriter(format: output.format == .gguf ? .gguf : .safetensors, names: original.entries.map(\.name),
+                                               metadata: original.metadata, destination: outputPath)
+        let intermediates = TensorSpool(destination: outputPath)
+        let formats = ReportBuilder.storageFormats(input: inputPath, output: outputPath)
+        var records = [TensorRecord?](repeating: nil, count: checkpoint.count)
+        func finish(_ i: Int, _ entry: TensorEntry) throws {
+            let before = original.entries[i]
+            guard entry.shape.elementCount == before.shape.elementCount else {
+                throw ReportBuildError.shapeChanged(tensor: before.name, from: before.shape.dimensions, to: entry.shape.dimensions)
+            }
+            records[i] = try ReportBuilder.record(before: before, after: entry, formats: formats, calibration: calibration, threadCount: threadCount)
+            try writer.add(entry, at: i)
+            before.releaseResidentPages()
+            entry.releaseResidentPages()
+            checkpoint.replace(at: i, with: before)
+        }
+        for i in checkpoint.entries.indices where lastStep[i] == nil { try finish(i, checkpoint.entries[i]) }
         let work = steps.reduce(0) { $0 + (type(of: $1.pass).rewritesTensors ? $1.selected.count : 0) }
         var done = 0, bytesDone = 0
-        for step in steps {
+        for (s, step) in steps.enumerated() {
             context.location = step.location
             try step.pass.plan(checkpoint, selected: step.selected, consumers: step.consumers, context: &context)
             context.location = nil
-            guard type(of: step.pass).rewritesTensors else { continue }
+            guard type(of: step.pass).rewritesTensors else {
+                for i in step.selected where lastStep[i] == s { try finish(i, checkpoint.entries[i]) }
+                continue
+            }
             for i in step.selected {
                 var entry = checkpoint.entries[i]
                 try step.pass.apply(to: &entry, context: context)
-                checkpoint.replace(at: i, with: entry)
+                checkpoint.entries[i].releaseResidentPages()
+                if lastStep[i] == s {
+                    try finish(i, entry)
+                } else {
+                    checkpoint.replace(at: i, with: try intermediates.store(entry))
+                }
                 done += 1
                 bytesDone += original.entries[i].byteCount
                 progress?(done, work, bytesDone, entry.name)
             }
         }
-        // Writing only reads the checkpoint, so it runs as the report's first work item: one worker
-        // writes while the others measure tensors (a write error still comes first).
-        let compressed = checkpoint
-        return try ReportBuilder.report(original: original, compressed: compressed, input: inputPath, output: outputPath,
-                                        recipe: recipePath, calibration: calibration, threadCount: threadCount) {
-            try output.write(threadCount: threadCount) { path in
-                switch output.format {
-                case .gguf: try GGUFWriter.write(compressed, to: path)
-                case .safetensors: try SafetensorsWriter.write(compressed, to: path)
-                }
-            }
-        }
+        let report = CompressionReport(version: ModelPressVersion.string, input: inputPath, output: outputPath, recipe: recipePath,
+                                       tensors: records.map { $0! })
+        try output.write(threadCount: threadCount) { path in try writer.write(to: path) }
+        return report
     }
 }

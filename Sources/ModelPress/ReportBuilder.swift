@@ -14,42 +14,25 @@ public enum ReportBuilder {
     ///
     /// Tensors are measured in parallel (`threadCount` workers, each tensor on one of them); every
     /// record is computed the same way whatever the thread count, and the first problem in the
-    /// original's order is the one thrown.
+    /// original's order is the one thrown. Each tensor's mapped pages are given back once measured.
     /// With `calibration`, each weight the statistics cover also gets `output_relative_error`.
     public static func report(original: Checkpoint, compressed: Checkpoint, input: String, output: String,
                               recipe: String?, calibration: CalibrationStatistics? = nil, threadCount: Int = 1) throws -> CompressionReport {
-        try report(original: original, compressed: compressed, input: input, output: output, recipe: recipe,
-                   calibration: calibration, threadCount: threadCount, alongside: nil)
-    }
-
-    /// The report, with `alongside` (for `compress`: writing the output) run as the first work item: on
-    /// one of the workers, while the others measure tensors, and that worker measures too once it is
-    /// done. Its error comes before any problem of the report.
-    static func report(original: Checkpoint, compressed: Checkpoint, input: String, output: String,
-                       recipe: String?, calibration: CalibrationStatistics? = nil, threadCount: Int,
-                       alongside: (() throws -> Void)?) throws -> CompressionReport {
-        let inputFormat: CheckpointFormat = ZstdCheckpoint.innerPath(of: input).path.hasSuffix(".gguf") ? .gguf : .safetensors
-        let outputFormat: CheckpointFormat = ZstdCheckpoint.innerPath(of: output).path.hasSuffix(".gguf") ? .gguf : .safetensors
+        let formats = storageFormats(input: input, output: output)
         let pairs = original.entries.map { before in (before, compressed[before.name]) }
-        let first = alongside == nil ? 0 : 1   // work item 0 is `alongside`, then one item per tensor
         var results = [Result<TensorRecord, any Error>?](repeating: nil, count: pairs.count)
-        var alongsideResult: Result<Void, any Error> = .success(())
         results.withUnsafeMutableBufferPointer { results in
-            ParallelLoop.forEachRange(count: first + pairs.count, threadCount: threadCount) { items in
-                for item in items {
-                    guard item >= first else {
-                        alongsideResult = Result { try alongside?() }
-                        continue
-                    }
-                    let i = item - first
+            ParallelLoop.forEachRange(count: pairs.count, threadCount: threadCount) { items in
+                for i in items {
                     guard let after = pairs[i].1, after.shape.elementCount == pairs[i].0.shape.elementCount else { continue }
                     let perTensorThreads = pairs.count == 1 ? threadCount : 1
-                    results[i] = Result { try record(before: pairs[i].0, after: after, formats: (inputFormat, outputFormat),
+                    results[i] = Result { try record(before: pairs[i].0, after: after, formats: formats,
                                                          calibration: calibration, threadCount: perTensorThreads) }
+                    pairs[i].0.releaseResidentPages()
+                    after.releaseResidentPages()
                 }
             }
         }
-        try alongsideResult.get()
         var records: [TensorRecord] = []
         for (i, (before, after)) in pairs.enumerated() {
             guard let after else { throw ReportBuildError.missingTensor(before.name) }
@@ -59,6 +42,12 @@ public enum ReportBuilder {
             records.append(try results[i]!.get())
         }
         return CompressionReport(version: ModelPressVersion.string, input: input, output: output, recipe: recipe, tensors: records)
+    }
+
+    /// How the input and output paths store tensors (`.gguf` or safetensors), for byte counts.
+    static func storageFormats(input: String, output: String) -> (input: CheckpointFormat, output: CheckpointFormat) {
+        func format(_ path: String) -> CheckpointFormat { ZstdCheckpoint.innerPath(of: path).path.hasSuffix(".gguf") ? .gguf : .safetensors }
+        return (format(input), format(output))
     }
 
     static func record(before: TensorEntry, after: TensorEntry, formats: (input: CheckpointFormat, output: CheckpointFormat),

@@ -38,6 +38,12 @@ public struct ByteStorage: Sendable {
         return false
     }
 
+    /// Gives back the resident pages of a mapped view (see `MappedFile.releaseResidentPages`); owned
+    /// bytes are kept. The bytes stay readable.
+    public func releaseResidentPages() {
+        if case .mapped(let file, let offset) = backing { file.releaseResidentPages(offset..<(offset + count)) }
+    }
+
     /// Calls `body` with the bytes.
     public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         switch backing {

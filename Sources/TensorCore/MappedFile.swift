@@ -35,8 +35,39 @@ public final class MappedFile: @unchecked Sendable {
         base = address
     }
 
+    /// Maps `length` bytes of the open file `descriptor` from `offset` (a multiple of the page size)
+    /// read-only; `path` names the file in messages. The descriptor may be closed afterwards.
+    public init(descriptor: Int32, offset: Int, length: Int, path: String) throws(FileAccessError) {
+        self.path = path
+        byteCount = length
+        if length == 0 {
+            base = nil
+            return
+        }
+        let address = mmap(nil, length, PROT_READ, MAP_PRIVATE, descriptor, off_t(offset))
+        guard let address, address != MAP_FAILED else {
+            throw .cannotOpen(path: path, reason: "mmap failed: " + String(cString: strerror(errno)))
+        }
+        base = address
+    }
+
     deinit {
         if let base { munmap(base, byteCount) }
+    }
+
+    /// The system's page size (the unit of `releaseResidentPages`).
+    public static let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
+
+    /// Drops this process's resident pages of bytes `range` (whole pages inside it): the memory goes
+    /// back to the system and a later read faults the bytes in again from the file. Streaming code
+    /// calls it once it is done with a tensor, so the resident set stays near one tensor.
+    public func releaseResidentPages(_ range: Range<Int>) {
+        guard let base, !range.isEmpty else { return }
+        let page = MappedFile.pageSize
+        let start = (range.lowerBound + page - 1) / page * page
+        let end = range.upperBound == byteCount ? byteCount : range.upperBound / page * page
+        guard start < end else { return }
+        madvise(base + start, end - start, MADV_DONTNEED)
     }
 
     /// The mapped bytes.

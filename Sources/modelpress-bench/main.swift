@@ -7,7 +7,8 @@
 // baq (allocate.bits per column + GPTQ with the widths on the same layer, against the same bound);
 // sparsegpt (prune.obs on a 4096 x 4096 layer, 50% and 2:4, against the same bound);
 // lora (merge.lora, rank 16 into a 4096 x 4096 weight, against numpy's float64 merge);
-// rps (share.rps projection and expansion of a 4096 x 4096 weight).
+// rps (share.rps projection and expansion of a 4096 x 4096 weight);
+// streaming (peak RSS of the modelpress binary on a ~2 GB sharded checkpoint; build it first).
 import Foundation
 
 var arguments = Array(CommandLine.arguments.dropFirst())
@@ -33,8 +34,9 @@ for name in selected {
     case "sparsegpt": try SparseGPTBenchmark(n: 4096).run()
     case "lora": try LoRAMergeBenchmark(directory: directory).run()
     case "rps": try RPSBenchmark().run()
+    case "streaming": try StreamingBenchmark(directory: directory).run()
     default:
-        FileHandle.standardError.write("unknown benchmark '\(name)' (known: read, gguf, int, zstd, gptq, baq, sparsegpt, lora, rps)\n".data(using: .utf8)!)
+        FileHandle.standardError.write("unknown benchmark '\(name)' (known: read, gguf, int, zstd, gptq, baq, sparsegpt, lora, rps, streaming)\n".data(using: .utf8)!)
         exit(64)
     }
 }

@@ -62,26 +62,6 @@ struct ReportBuilderTests {
 }
 
 extension ReportBuilderTests {
-    struct WriteFailure: Error, Equatable {}
-
-    @Test("the job run alongside (compress's write) runs once; its error comes before the report's")
-    func alongside() throws {
-        let (original, compressed) = try Self.pairs()
-        let dropped = try Checkpoint(entries: compressed.entries.filter { $0.name != "t0.0.weight" })
-        for threads in [1, 3] {
-            var runs = 0
-            let report = try ReportBuilder.report(original: original, compressed: compressed, input: "in", output: "out",
-                                                  recipe: nil, threadCount: threads) { runs += 1 }
-            #expect(runs == 1 && report.tensors.count == original.count, "threads \(threads)")
-            #expect(throws: WriteFailure()) {
-                _ = try ReportBuilder.report(original: original, compressed: dropped, input: "in", output: "out",
-                                             recipe: nil, threadCount: threads) { throw WriteFailure() }
-            }
-        }
-    }
-}
-
-extension ReportBuilderTests {
     @Test("F32 read from a memory map at an offset that is not 4-byte aligned")
     func unalignedMappedOriginal() throws {
         let dir = try TemporaryDirectory(prefix: "report")

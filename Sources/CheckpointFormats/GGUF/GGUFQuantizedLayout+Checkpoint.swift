@@ -15,12 +15,27 @@ extension GGUFQuantizedLayout {
     /// Throws `GGUFQuantizedLayoutError.unstorable` when a part's name is taken or too long for GGUF.
     public static func expand(entries: [TensorEntry], metadata: [(key: String, value: GGUFValue)]) throws
         -> (entries: [TensorEntry], metadata: [(key: String, value: GGUFValue)]) {
-        var names = Set(entries.map { Array($0.name.utf8) })
-        let quantized = Set(entries.filter(\.isQuantized).map { Array($0.name.utf8) })
-        var outEntries: [TensorEntry] = []
-        var outMetadata = metadata.filter { entry in splitKey(entry.key).map { !quantized.contains(Array($0.name.utf8)) } ?? true }
-        for entry in entries {
-            guard case .quantized(let q) = entry.payload else { outEntries.append(entry); continue }
+        var expansion = Expansion(names: entries.map(\.name))
+        let outEntries = try entries.enumerated().flatMap { try expansion.add($0.element, position: $0.offset) }
+        return (outEntries, expansion.metadata(metadata))
+    }
+
+    /// `expand` one entry at a time, in any order (for writers that stream): `add` returns an
+    /// entry's stored parts, `metadata` the metadata with the keys of every quantized entry added so
+    /// far, in position order.
+    public struct Expansion {
+        private var names: Set<[UInt8]>
+        private var quantized = Set<[UInt8]>()
+        private var added: [(position: Int, keys: [(key: String, value: GGUFValue)])] = []
+
+        /// `names`: every tensor of the checkpoint (a part may not take one).
+        public init(names: [String]) {
+            self.names = Set(names.map { Array($0.utf8) })
+        }
+
+        /// The entry as stored: itself, or its parts when quantized. `position`: its place in the checkpoint.
+        public mutating func add(_ entry: TensorEntry, position: Int) throws -> [TensorEntry] {
+            guard case .quantized(let q) = entry.payload else { return [entry] }
             let parts = try encode(name: entry.name, q)
             for part in parts.dropFirst() {
                 guard part.name.utf8.count < 64 else {
@@ -30,10 +45,16 @@ extension GGUFQuantizedLayout {
                     throw GGUFQuantizedLayoutError.unstorable(tensor: entry.name, reason: "its part '\(part.name)' would take the name of another tensor")
                 }
             }
-            outEntries += parts.map { TensorEntry(name: $0.name, tensor: $0.tensor) }
-            outMetadata += self.metadata(name: entry.name, q)
+            quantized.insert(Array(entry.name.utf8))
+            added.append((position, GGUFQuantizedLayout.metadata(name: entry.name, q)))
+            return parts.map { TensorEntry(name: $0.name, tensor: $0.tensor) }
         }
-        return (outEntries, outMetadata)
+
+        /// `metadata` without stale keys of the quantized tensors, with the keys added so far.
+        public func metadata(_ metadata: [(key: String, value: GGUFValue)]) -> [(key: String, value: GGUFValue)] {
+            metadata.filter { entry in splitKey(entry.key).map { !quantized.contains(Array($0.name.utf8)) } ?? true }
+                + added.sorted { $0.position < $1.position }.flatMap(\.keys)
+        }
     }
 
     /// The checkpoint with the parts described by `modelpress.quantization.<name>.*` keys put back

@@ -76,24 +76,10 @@ public enum GGUFWriter {
     /// Writes a checkpoint whose tensors are dense in a GGUF-storable dtype, already in a ggml layout,
     /// or quantized (stored as `GGUFQuantizedLayout` describes).
     public static func write(_ checkpoint: Checkpoint, to path: String) throws {
-        let checkpoint = try GGUFQuantizedLayout.expand(SharedTensorLayout.expand(checkpoint))
-        var planned: [PlannedTensor] = []
-        var storages: [ByteStorage] = []
-        for entry in checkpoint.entries {
-            switch entry.payload {
-            case .dense(let t):
-                guard let type = GGMLType(denseDType: t.dtype) else { throw GGUFWriteError.unsupportedDType(tensor: entry.name, dtype: t.dtype) }
-                planned.append(PlannedTensor(name: entry.name, typeID: type.rawValue, shape: t.shape, byteCount: t.byteCount))
-                storages.append(t.storage)
-            case .ggml(let t):
-                planned.append(PlannedTensor(name: entry.name, typeID: t.typeID, shape: t.shape, byteCount: t.storage.count))
-                storages.append(t.storage)
-            case .quantized, .shared:
-                preconditionFailure("the layouts' expand leaves no quantized or shared tensor")
-            }
-        }
-        let metadata = checkpoint.metadata.map { (key: $0.key, value: $0.value.ggufValue) }
-        try write(to: path, metadata: metadata, tensors: planned) { storages[$0] }
+        let writer = StreamingCheckpointWriter(format: .gguf, names: checkpoint.entries.map(\.name),
+                                               metadata: checkpoint.metadata, destination: path)
+        for (position, entry) in checkpoint.entries.enumerated() { try writer.add(entry, at: position) }
+        try writer.write(to: path)
     }
 
     private static func append<T: FixedWidthInteger>(_ v: T, to out: inout [UInt8]) {

@@ -4,15 +4,27 @@ extension CompressedTensorsLayout {
     /// The checkpoint with every quantized tensor replaced by its stored parts, in place, and the
     /// scheme record added to the metadata. Dense tensors pass through.
     public static func expand(_ checkpoint: Checkpoint) throws -> Checkpoint {
-        var entries: [TensorEntry] = []
-        var record: [(key: String, value: JSONValue)] = []
-        for entry in checkpoint.entries {
+        var expansion = Expansion()
+        let entries = try checkpoint.entries.enumerated().flatMap { try expansion.add($0.element, position: $0.offset) }
+        return try Checkpoint(entries: entries, metadata: expansion.metadata(checkpoint.metadata))
+    }
+
+    /// `expand` one entry at a time, in any order (for writers that stream): `add` returns an
+    /// entry's stored parts, `metadata` the metadata with the record of every quantized entry added
+    /// so far, in position order.
+    public struct Expansion {
+        private var record: [(position: Int, key: String, value: JSONValue)] = []
+
+        public init() {}
+
+        /// The entry as stored: itself when dense, else its parts. `position`: its place in the checkpoint.
+        public mutating func add(_ entry: TensorEntry, position: Int) throws -> [TensorEntry] {
             switch entry.payload {
-            case .dense: entries.append(entry)
+            case .dense: return [entry]
             case .shared: throw CompressedTensorsError.unsupported(tensor: entry.name, what: "shared tensors outside SharedTensorLayout")
             case .ggml(let t): throw CompressedTensorsError.unsupported(tensor: entry.name, what: "ggml \(t.typeName) tensors")
             case .quantized(let q):
-                for part in try encode(name: entry.name, q) { entries.append(TensorEntry(name: part.name, tensor: part.tensor)) }
+                let parts = try encode(name: entry.name, q).map { TensorEntry(name: $0.name, tensor: $0.tensor) }
                 let scheme: String = switch q.scheme {
                 case .integer: "int"
                 case .float8(let kind): "fp8_" + kind.rawValue
@@ -21,12 +33,24 @@ extension CompressedTensorsLayout {
                 var fields: [(key: String, value: JSONValue)] = [("scheme", .string(scheme)), ("bits", .integer(q.bits)),
                                                                  ("symmetric", .bool(q.symmetric)), ("granularity", .string(q.granularity.description))]
                 if q.columnBits != nil { fields.append(("format", .string(MixedWidthParts.formatName))) }
-                record.append((entry.name, .object(fields)))
+                record.append((position, entry.name, .object(fields)))
+                return parts
             }
         }
-        var metadata = checkpoint.metadata.filter { $0.key != metadataKey }
-        if !record.isEmpty { metadata.append(MetadataEntry(key: metadataKey, value: .string(JSONWriter.compact(.object(record))))) }
-        return try Checkpoint(entries: entries, metadata: metadata)
+
+        /// `metadata` without a stale record, with this expansion's record (if any) at the end.
+        public func metadata(_ metadata: [MetadataEntry]) -> [MetadataEntry] {
+            CompressedTensorsLayout.metadata(metadata, key: metadataKey, record: record)
+        }
+    }
+
+    /// `metadata` without `key`, then `key` set to the JSON object of `record`'s members in position
+    /// order when there are any (the record of the layouts that keep one member per stored tensor).
+    static func metadata(_ metadata: [MetadataEntry], key: String, record: [(position: Int, key: String, value: JSONValue)]) -> [MetadataEntry] {
+        var metadata = metadata.filter { $0.key != key }
+        let members = record.sorted { $0.position < $1.position }.map { (key: $0.key, value: $0.value) }
+        if !members.isEmpty { metadata.append(MetadataEntry(key: key, value: .string(JSONWriter.compact(.object(members))))) }
+        return metadata
     }
 
     /// The checkpoint with the parts recorded under `modelpress.quantization` put back together as

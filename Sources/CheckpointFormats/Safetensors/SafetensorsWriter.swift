@@ -90,16 +90,10 @@ public enum SafetensorsWriter {
     /// (`CompressedTensorsLayout`), dense ones marked sparse compactly when that is smaller
     /// (`SparseLayout`), other dense ones as they are.
     public static func write(_ checkpoint: Checkpoint, to path: String, ordering: Ordering = .preserve) throws {
-        let checkpoint = try SparseLayout.expand(CompressedTensorsLayout.expand(SharedTensorLayout.expand(checkpoint)), file: path)
-        var tensors: [DenseTensor] = []
-        var planned: [PlannedTensor] = []
-        for entry in checkpoint.entries {
-            guard case .dense(let t) = entry.payload else { throw SafetensorsWriteError.unsupportedPayload(tensor: entry.name) }
-            tensors.append(t)
-            planned.append(PlannedTensor(name: entry.name, dtype: t.dtype, shape: t.shape))
-        }
-        let metadata = checkpoint.metadata.map { (key: $0.key, value: $0.value.description) }
-        try write(to: path, metadata: metadata, tensors: planned, ordering: ordering) { tensors[$0] }
+        let writer = StreamingCheckpointWriter(format: .safetensors, names: checkpoint.entries.map(\.name),
+                                               metadata: checkpoint.metadata, destination: path)
+        for (position, entry) in checkpoint.entries.enumerated() { try writer.add(entry, at: position) }
+        try writer.write(to: path, ordering: ordering)
     }
 }
 

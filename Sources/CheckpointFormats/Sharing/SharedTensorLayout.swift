@@ -21,12 +21,28 @@ public enum SharedTensorLayout {
     /// The checkpoint with every shared tensor replaced by its array's slots (once per array) and the
     /// record added to the metadata. Other tensors pass through.
     public static func expand(_ checkpoint: Checkpoint) throws -> Checkpoint {
-        guard checkpoint.entries.contains(where: { if case .shared = $0.payload { true } else { false } }) else { return checkpoint }
-        var entries: [TensorEntry] = []
-        var arrays: [(name: String, first: SharedTensor, tensors: [JSONValue])] = []
-        let names = Set(checkpoint.entries.map(\.name))
-        for (position, entry) in checkpoint.entries.enumerated() {
-            guard case .shared(let t) = entry.payload else { entries.append(entry); continue }
+        var expansion = Expansion(names: checkpoint.entries.map(\.name))
+        var stored = try checkpoint.entries.enumerated().map { try expansion.add($0.element, position: $0.offset) }
+        for (position, slots) in try expansion.slotEntries() { stored[position] = [slots] }
+        return try Checkpoint(entries: stored.flatMap { $0 }, metadata: expansion.metadata(checkpoint.metadata))
+    }
+
+    /// `expand` one entry at a time, in any order (for writers that stream): `add` returns an
+    /// entry as stored (nothing for a shared tensor), `slotEntries` each array's slots with the
+    /// position they take (that of the array's first tensor), `metadata` the metadata with the
+    /// record of the arrays added so far (arrays and their tensors in position order).
+    public struct Expansion {
+        private let names: Set<String>
+        private var arrays: [(name: String, first: SharedTensor, tensors: [(position: Int, record: JSONValue)])] = []
+
+        /// `names`: every tensor of the checkpoint (a slot array may not take one).
+        public init(names: [String]) {
+            self.names = Set(names)
+        }
+
+        /// The entry as stored; `position` is its index in the checkpoint's tensor order.
+        public mutating func add(_ entry: TensorEntry, position: Int) throws -> [TensorEntry] {
+            guard case .shared(let t) = entry.payload else { return [entry] }
             guard t.scale.isFinite else { throw SharedTensorLayoutError.unstorable(tensor: entry.name, reason: "its scale \(t.scale) is not finite") }
             let record: JSONValue = .object([("name", .string(entry.name)), ("shape", .array(t.shape.dimensions.map { .integer($0) })),
                                              ("offset", .integer(t.offset)), ("scale", .number("\(t.scale)")), ("position", .integer(position))])
@@ -35,25 +51,38 @@ public enum SharedTensorLayout {
                 guard first.map == t.map, first.slots == t.slots, first.sharedElementCount == t.sharedElementCount else {
                     throw SharedTensorLayoutError.unstorable(tensor: entry.name, reason: "it claims array '\(t.arrayName)' with a different map or slots")
                 }
-                arrays[k].tensors.append(record)
-            } else {
-                let slotsName = t.arrayName + ".slots"
-                guard !names.contains(slotsName) else { throw SharedTensorLayoutError.unstorable(tensor: entry.name, reason: "its slot array's name '\(slotsName)' is taken") }
-                if let bad = t.slots.firstIndex(where: { !$0.isFinite }) {
-                    throw SharedTensorLayoutError.unstorable(tensor: entry.name, reason: "slot \(bad) of array '\(t.arrayName)' is not finite")
-                }
-                arrays.append((t.arrayName, t, [record]))
-                entries.append(TensorEntry(name: slotsName, tensor: try DenseTensor(floats: t.slots, shape: Shape([t.slots.count]))))
+                arrays[k].tensors.append((position, record))
+                return []
+            }
+            let slotsName = t.arrayName + ".slots"
+            guard !names.contains(slotsName) else { throw SharedTensorLayoutError.unstorable(tensor: entry.name, reason: "its slot array's name '\(slotsName)' is taken") }
+            if let bad = t.slots.firstIndex(where: { !$0.isFinite }) {
+                throw SharedTensorLayoutError.unstorable(tensor: entry.name, reason: "slot \(bad) of array '\(t.arrayName)' is not finite")
+            }
+            arrays.append((t.arrayName, t, [(position, record)]))
+            return []
+        }
+
+        /// Each array's slot tensor `<array>.slots` (F32 `[m]`) and the position it takes.
+        public func slotEntries() throws -> [(position: Int, entry: TensorEntry)] {
+            try arrays.map { array in
+                (array.tensors.map(\.position).min()!,
+                 TensorEntry(name: array.name + ".slots", tensor: try DenseTensor(floats: array.first.slots, shape: Shape([array.first.slots.count]))))
             }
         }
-        let record: JSONValue = .object(arrays.map { array in
-            (array.name, .object([("spec", .string(RandomFoldMap.specName)), ("seed", .string(String(array.first.map.seed))),
-                                  ("m", .integer(array.first.map.slotCount)), ("chunk", .integer(array.first.map.chunk)),
-                                  ("n", .integer(array.first.sharedElementCount)), ("tensors", .array(array.tensors))]))
-        })
-        var metadata = checkpoint.metadata.filter { $0.key != metadataKey }
-        metadata.append(MetadataEntry(key: metadataKey, value: .string(JSONWriter.compact(record))))
-        return try Checkpoint(entries: entries, metadata: metadata)
+
+        /// `metadata` unchanged when no shared tensor was added, else without a stale record and with
+        /// this expansion's record at the end.
+        public func metadata(_ metadata: [MetadataEntry]) -> [MetadataEntry] {
+            guard !arrays.isEmpty else { return metadata }
+            let ordered = arrays.map { ($0.name, $0.first, $0.tensors.sorted { $0.position < $1.position }) }.sorted { $0.2[0].position < $1.2[0].position }
+            let record: JSONValue = .object(ordered.map { name, first, tensors in
+                (name, .object([("spec", .string(RandomFoldMap.specName)), ("seed", .string(String(first.map.seed))),
+                                ("m", .integer(first.map.slotCount)), ("chunk", .integer(first.map.chunk)),
+                                ("n", .integer(first.sharedElementCount)), ("tensors", .array(tensors.map(\.record)))]))
+            })
+            return metadata.filter { $0.key != metadataKey } + [MetadataEntry(key: metadataKey, value: .string(JSONWriter.compact(record)))]
+        }
     }
 
     /// The checkpoint with the arrays recorded under `modelpress.rps` turned back into shared tensors

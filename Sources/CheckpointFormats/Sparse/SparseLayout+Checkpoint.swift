@@ -7,26 +7,48 @@ extension SparseLayout {
     /// quantized ones included, pass through. Throws `SparseLayoutError.unstorable`, naming `file`,
     /// when a part's name is taken by another tensor or part.
     public static func expand(_ checkpoint: Checkpoint, file: String) throws -> Checkpoint {
-        var taken = Set(checkpoint.entries.map { Array($0.name.utf8) })
-        var entries: [TensorEntry] = []
-        var record: [(key: String, value: JSONValue)] = []
-        for entry in checkpoint.entries {
-            guard case .dense(let tensor) = entry.payload, let mark = entry.sparsity else { entries.append(entry); continue }
+        var expansion = Expansion(names: checkpoint.entries.map(\.name), file: file)
+        let entries = try checkpoint.entries.enumerated().flatMap { try expansion.add($0.element, position: $0.offset) }
+        return try Checkpoint(entries: entries, metadata: expansion.metadata(checkpoint.metadata))
+    }
+
+    /// `expand` one entry at a time, in any order (for writers that stream): `add` returns an entry
+    /// as stored, `metadata` the metadata with the record of every entry stored compactly so far, in
+    /// position order.
+    public struct Expansion {
+        private var taken: Set<[UInt8]>
+        private let file: String
+        private var record: [(position: Int, key: String, value: JSONValue)] = []
+
+        /// `names`: every tensor the file will hold besides the parts (a part may not take one).
+        public init(names: [String], file: String) {
+            taken = Set(names.map { Array($0.utf8) })
+            self.file = file
+        }
+
+        /// The entry as stored: its compact parts when it is marked sparse and they are smaller.
+        /// `position`: its place in the checkpoint.
+        public mutating func add(_ entry: TensorEntry, position: Int) throws -> [TensorEntry] {
+            guard case .dense(let tensor) = entry.payload, let mark = entry.sparsity else { return [entry] }
             // A pattern the reader could not parse back is stored and recorded as unstructured.
             let pattern = SparsityPattern(mark.description) == mark ? mark : .unstructured
             let storage = storage(for: tensor, pattern: pattern)
-            guard let format = storage.formatName else { entries.append(entry); continue }
+            guard let format = storage.formatName else { return [entry] }
+            var parts: [TensorEntry] = []
             for part in try encode(name: entry.name, tensor, storage: storage) {
                 guard taken.insert(Array(part.name.utf8)).inserted else {
                     throw SparseLayoutError.unstorable(file: file, tensor: entry.name, reason: "its part '\(part.name)' would take the name of another tensor")
                 }
-                entries.append(TensorEntry(name: part.name, tensor: part.tensor))
+                parts.append(TensorEntry(name: part.name, tensor: part.tensor))
             }
-            record.append((entry.name, .object([("format", .string(format)), ("pattern", .string(pattern.description))])))
+            record.append((position, entry.name, .object([("format", .string(format)), ("pattern", .string(pattern.description))])))
+            return parts
         }
-        var metadata = checkpoint.metadata.filter { $0.key != metadataKey }
-        if !record.isEmpty { metadata.append(MetadataEntry(key: metadataKey, value: .string(JSONWriter.compact(.object(record))))) }
-        return try Checkpoint(entries: entries, metadata: metadata)
+
+        /// `metadata` without a stale record, with this expansion's record (if any) at the end.
+        public func metadata(_ metadata: [MetadataEntry]) -> [MetadataEntry] {
+            CompressedTensorsLayout.metadata(metadata, key: metadataKey, record: record)
+        }
     }
 
     /// The checkpoint with the parts of every tensor recorded under `modelpress.sparsity` put back
