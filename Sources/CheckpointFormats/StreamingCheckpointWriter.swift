@@ -48,8 +48,7 @@ public final class StreamingCheckpointWriter {
         stored[position] = try parts.map { try spool.store($0) }
     }
 
-    /// Writes the file at `path` (atomically), once every position has its tensor. Each tensor's
-    /// mapped pages are given back once written.
+    /// Writes the file at `path` (atomically), once every position has its tensor.
     public func write(to path: String, ordering: SafetensorsWriter.Ordering = .preserve) throws {
         if let missing = stored.firstIndex(where: { $0 == nil }) { preconditionFailure("tensor position \(missing) was never added") }
         var parts = stored.map { $0! }
@@ -58,13 +57,6 @@ public final class StreamingCheckpointWriter {
     }
 
     private func writeAll(to path: String, ordering: SafetensorsWriter.Ordering, parts: [TensorEntry]) throws {
-        var previous: ByteStorage?
-        func handOver(_ storage: ByteStorage) -> ByteStorage {
-            previous?.releaseResidentPages()
-            previous = storage
-            return storage
-        }
-        defer { previous?.releaseResidentPages() }
         switch format {
         case .safetensors:
             var planned: [SafetensorsWriter.PlannedTensor] = []
@@ -75,11 +67,7 @@ public final class StreamingCheckpointWriter {
                 planned.append(.init(name: part.name, dtype: t.dtype, shape: t.shape))
             }
             let metadata = sparse.metadata(compressed.metadata(shared.metadata(metadata))).map { (key: $0.key, value: $0.value.description) }
-            try SafetensorsWriter.write(to: path, metadata: metadata, tensors: planned, ordering: ordering) { position in
-                let t = tensors[position]
-                _ = handOver(t.storage)
-                return t
-            }
+            try SafetensorsWriter.write(to: path, metadata: metadata, tensors: planned, ordering: ordering) { tensors[$0] }
         case .gguf:
             var planned: [GGUFWriter.PlannedTensor] = []
             var storages: [ByteStorage] = []
@@ -97,7 +85,7 @@ public final class StreamingCheckpointWriter {
                 }
             }
             let metadata = quantized.metadata(shared.metadata(metadata).map { (key: $0.key, value: $0.value.ggufValue) })
-            try GGUFWriter.write(to: path, metadata: metadata, tensors: planned) { handOver(storages[$0]) }
+            try GGUFWriter.write(to: path, metadata: metadata, tensors: planned) { storages[$0] }
         }
     }
 }

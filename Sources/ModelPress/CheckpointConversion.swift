@@ -92,6 +92,7 @@ public struct CheckpointConversion: Sendable {
         let threads = options.threadCount
         try SafetensorsWriter.write(to: path, metadata: metadata, tensors: planned) { position in
             let entry = input.entries[position]
+            defer { entry.releaseResidentPages() }
             if case .dense(let t) = entry.payload { return try t.converted(to: planned[position].dtype) }
             return try DenseTensor(floats: entry.floatValues(threadCount: threads)!, shape: entry.shape, dtype: planned[position].dtype)
         }
@@ -163,6 +164,7 @@ public struct CheckpointConversion: Sendable {
         let threads = options.threadCount
         try GGUFWriter.write(to: path, metadata: metadata, tensors: planned) { [self, entries, parts] position in
             let entry = entries[position]
+            defer { entry.releaseResidentPages() }
             switch entry.payload {
             case .ggml(let t): return t.storage
             case .quantized, .shared: preconditionFailure("quantized and shared tensors were expanded above")

@@ -58,7 +58,7 @@ public enum GGUFWriter {
     }
 
     /// Writes the file; `produce` returns the bytes of the tensor at each position, in order
-    /// (exactly `byteCount` of them).
+    /// (exactly `byteCount` of them). Mapped bytes give back their resident pages once written.
     public static func write(to path: String, metadata: [(key: String, value: GGUFValue)], tensors: [PlannedTensor],
                              produce: (Int) throws -> ByteStorage) throws {
         let (header, alignment) = try encodeHeader(metadata: metadata, tensors: tensors)
@@ -68,6 +68,7 @@ public enum GGUFWriter {
             let storage = try produce(position)
             guard storage.count == planned.byteCount else { throw GGUFWriteError.producedMismatch(tensor: planned.name) }
             try storage.withUnsafeBytes { try output.write($0) }
+            storage.releaseResidentPages()
             try output.writeZeros(GGUFHeader.alignUp(storage.count, alignment) - storage.count)
         }
         try output.commit()

@@ -68,7 +68,8 @@ public enum SafetensorsWriter {
     }
 
     /// Writes `tensors` to `path`, calling `produce` with each tensor's position in `tensors`, once per
-    /// tensor in output order, to get its bytes. The file appears only when complete.
+    /// tensor in output order, to get its bytes. The file appears only when complete. Mapped bytes
+    /// give back their resident pages once written.
     public static func write(to path: String, metadata: [(key: String, value: String)], tensors: [PlannedTensor],
                              ordering: Ordering = .preserve, produce: (Int) throws -> DenseTensor) throws {
         let order = arrange(tensors, ordering)
@@ -82,6 +83,7 @@ public enum SafetensorsWriter {
                 throw SafetensorsWriteError.producedMismatch(tensor: planned.name)
             }
             try tensor.storage.withUnsafeBytes { bytes in try output.write(bytes) }
+            tensor.storage.releaseResidentPages()
         }
         try output.commit()
     }

@@ -61,6 +61,7 @@ public enum ZstdArchive {
             let length = chunks[i].range.count, width = widths[i]
             stored.append((length, width))
             try writer.write(UnsafeRawBufferPointer(rebasing: scratch.output[0..<sizes.reduce(0, +)]))
+            source.releaseResidentPages(chunks[i].range)   // streaming: the inner file's pages go back chunk by chunk
             for size in sizes { frameSizes.append((size, width == 0 ? length : length / width)) }
         }
         // Index, then seek table.

@@ -122,6 +122,7 @@ public final class ZstdArchiveReader: @unchecked Sendable {
             }
         } emit: { i, scratch, _ in
             try writer.write(UnsafeRawBufferPointer(rebasing: scratch.output[0..<chunks[i].length]))
+            for frame in chunks[i].frames { file.releaseResidentPages(frame) }   // streaming: the archive's pages go back too
         }
         try writer.commit()
     }
