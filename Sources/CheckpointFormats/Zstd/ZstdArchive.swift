@@ -53,6 +53,7 @@ public enum ZstdArchive {
             let grouped = try compressChunk(input, width: c.width, level: level, scratch: probe).reduce(0, +)
             let plain = try compressChunk(input, width: 0, level: level, scratch: probe).reduce(0, +)
             if grouped >= plain { plainSegments.insert(s) }
+            source.releaseResidentPages(c.range)
         }
         let widths = chunks.map { plainSegments.contains($0.segment) ? 0 : $0.width }
         try ChunkScratch.windowed(count: chunks.count, threadCount: threadCount) { i, scratch in
