@@ -53,16 +53,29 @@ public enum CheckpointReader {
     /// Opens a `.safetensors` file, a sharded index (or its folder), a GGUF file or a `.zst` archive of
     /// one, with quantized tensors put back together (`CompressedTensorsLayout`, `GGUFQuantizedLayout`)
     /// and, for safetensors, compactly stored sparse tensors made dense again (`SparseLayout`).
-    public static func open(path: String) throws -> Checkpoint {
+    ///
+    /// `visit` (optional) sees each tensor a layout puts back together (a quantized or compact sparse
+    /// one, decoded into memory) as soon as it is decoded, and returns what the checkpoint keeps in its
+    /// place: a caller that measures tensors one at a time (`modelpress report`) keeps a small
+    /// stand-in, so the decoded tensors are never all in memory together.
+    public static func open(path: String, visit: DecodedTensorVisitor? = nil) throws -> Checkpoint {
         let (format, resolved) = try CheckpointFormat.detect(path: path)
         switch format {
         case .safetensors:
-            return try SharedTensorLayout.collapse(CompressedTensorsLayout.collapse(SparseLayout.collapse(SafetensorsReader.open(path: resolved), file: resolved), file: resolved), file: resolved)
+            return try collapseSafetensors(SafetensorsReader.open(path: resolved), file: resolved, visit: visit)
         case .shardedSafetensors:
-            return try SharedTensorLayout.collapse(CompressedTensorsLayout.collapse(SparseLayout.collapse(ShardedSafetensors.open(indexPath: resolved), file: resolved), file: resolved), file: resolved)
-        case .gguf: return try SharedTensorLayout.collapse(GGUFQuantizedLayout.collapse(GGUFReader.open(path: resolved), file: resolved), file: resolved)
-        case .zstd: return try ZstdCheckpoint.open(path: resolved)
+            return try collapseSafetensors(ShardedSafetensors.open(indexPath: resolved), file: resolved, visit: visit)
+        case .gguf: return try SharedTensorLayout.collapse(GGUFQuantizedLayout.collapse(GGUFReader.open(path: resolved), file: resolved, visit: visit), file: resolved)
+        case .zstd: return try ZstdCheckpoint.open(path: resolved, visit: visit)
         }
+    }
+
+    /// Called with a tensor just put back together from its stored parts; returns the entry to keep.
+    public typealias DecodedTensorVisitor = (TensorEntry) throws -> TensorEntry
+
+    private static func collapseSafetensors(_ raw: Checkpoint, file: String, visit: DecodedTensorVisitor?) throws -> Checkpoint {
+        let dense = try SparseLayout.collapse(raw, file: file, visit: visit)
+        return try SharedTensorLayout.collapse(CompressedTensorsLayout.collapse(dense, file: file, visit: visit), file: file)
     }
 }
 

@@ -10,6 +10,26 @@ import Reports
 /// the metrics of `ErrorMetrics` between the original values and the compressed tensor's
 /// reconstruction. Non-float tensors copied as they are count as exact.
 public enum ReportBuilder {
+    /// The report of the checkpoint at `compressedPath` against the one at `originalPath`
+    /// (`modelpress report`), streaming: each tensor the compressed file's layouts decode into memory
+    /// (quantized, compact sparse) is measured the moment it is decoded and only its record is kept,
+    /// so peak memory follows the largest tensor rather than the checkpoint. The records equal those
+    /// of `report(original:compressed:...)` on the opened checkpoints.
+    public static func report(originalPath: String, compressedPath: String, calibration: CalibrationStatistics? = nil,
+                              threadCount: Int = 1) throws -> CompressionReport {
+        let original = try CheckpointReader.open(path: originalPath)
+        let formats = storageFormats(input: originalPath, output: compressedPath)
+        var measured: [[UInt8]: TensorRecord] = [:]
+        let compressed = try CheckpointReader.open(path: compressedPath) { decoded in
+            guard let before = original[decoded.name], before.shape.elementCount == decoded.shape.elementCount else { return decoded }
+            measured[Array(decoded.name.utf8)] = try record(before: before, after: decoded, formats: formats, calibration: calibration, threadCount: threadCount)
+            before.releaseResidentPages()
+            return TensorEntry(name: decoded.name, tensor: try DenseTensor(dtype: .u8, shape: Shape([0]), storage: ByteStorage([])))
+        }
+        return try report(original: original, compressed: compressed, input: originalPath, output: compressedPath, recipe: nil,
+                          calibration: calibration, threadCount: threadCount, measured: measured)
+    }
+
     /// A report comparing `compressed` with `original`; throws when a tensor is missing or its shape changed.
     ///
     /// Tensors are measured in parallel (`threadCount` workers, each tensor on one of them); every
@@ -18,12 +38,23 @@ public enum ReportBuilder {
     /// With `calibration`, each weight the statistics cover also gets `output_relative_error`.
     public static func report(original: Checkpoint, compressed: Checkpoint, input: String, output: String,
                               recipe: String?, calibration: CalibrationStatistics? = nil, threadCount: Int = 1) throws -> CompressionReport {
+        try report(original: original, compressed: compressed, input: input, output: output, recipe: recipe,
+                   calibration: calibration, threadCount: threadCount, measured: [:])
+    }
+
+    /// The report, taking the records in `measured` as they are (their tensors are stand-ins in `compressed`).
+    private static func report(original: Checkpoint, compressed: Checkpoint, input: String, output: String, recipe: String?,
+                               calibration: CalibrationStatistics?, threadCount: Int, measured: [[UInt8]: TensorRecord]) throws -> CompressionReport {
         let formats = storageFormats(input: input, output: output)
         let pairs = original.entries.map { before in (before, compressed[before.name]) }
         var results = [Result<TensorRecord, any Error>?](repeating: nil, count: pairs.count)
         results.withUnsafeMutableBufferPointer { results in
             ParallelLoop.forEachRange(count: pairs.count, threadCount: threadCount) { items in
                 for i in items {
+                    if let done = measured[Array(pairs[i].0.name.utf8)] {
+                        results[i] = .success(done)
+                        continue
+                    }
                     guard let after = pairs[i].1, after.shape.elementCount == pairs[i].0.shape.elementCount else { continue }
                     let perTensorThreads = pairs.count == 1 ? threadCount : 1
                     results[i] = Result { try record(before: pairs[i].0, after: after, formats: formats,
@@ -36,7 +67,7 @@ public enum ReportBuilder {
         var records: [TensorRecord] = []
         for (i, (before, after)) in pairs.enumerated() {
             guard let after else { throw ReportBuildError.missingTensor(before.name) }
-            guard after.shape.elementCount == before.shape.elementCount else {
+            guard measured[Array(before.name.utf8)] != nil || after.shape.elementCount == before.shape.elementCount else {
                 throw ReportBuildError.shapeChanged(tensor: before.name, from: before.shape.dimensions, to: after.shape.dimensions)
             }
             records.append(try results[i]!.get())

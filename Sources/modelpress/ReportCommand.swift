@@ -29,8 +29,7 @@ struct ReportCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let statistics = try calibration.map { try CalibrationStatistics.load(path: $0) }
-            let report = try ReportBuilder.report(original: CheckpointReader.open(path: original), compressed: CheckpointReader.open(path: compressed),
-                                                  input: original, output: compressed, recipe: nil, calibration: statistics)
+            let report = try ReportBuilder.report(originalPath: original, compressedPath: compressed, calibration: statistics)
             try writeText(report.rendered(forPath: output), to: output)
             if json { Console.standardOutput(report.renderJSON()) } else if !quiet { Console.standardOutput(report.renderSummary()) }
         }

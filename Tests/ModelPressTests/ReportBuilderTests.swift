@@ -104,3 +104,26 @@ enum QuantizedTensorFixture {
         return QuantizedTensor(shape: shape, bits: bits, symmetric: bits % 2 == 0, granularity: .channel, codes: codes, scales: scales, zeroPoints: zeros)
     }
 }
+
+extension ReportBuilderTests {
+    @Test("from paths, measuring each decoded tensor as it is read, gives the records of the opened checkpoints (safetensors and GGUF)",
+          arguments: ["safetensors", "gguf"])
+    func fromPaths(ext: String) throws {
+        let dir = try TemporaryDirectory(prefix: "report-paths")
+        var (original, compressed) = try Self.pairs()
+        // Add a compact sparse tensor (safetensors only decodes it into memory; GGUF keeps it dense).
+        var rng = SeededGenerator(seed: 3)
+        let w = rng.gaussianFloats(count: 64 * 128)
+        let pruned = try DenseTensor(floats: w.enumerated().map { $0.offset % 4 < 2 ? 0 : $0.element }, shape: Shape([64, 128]))
+        original = try Checkpoint(entries: original.entries + [TensorEntry(name: "pruned.weight", tensor: try DenseTensor(floats: w, shape: Shape([64, 128])))])
+        compressed = try Checkpoint(entries: compressed.entries + [TensorEntry(name: "pruned.weight", payload: .dense(pruned), sparsity: .nOfM(kept: 2, group: 4))])
+        let originalPath = dir.url("original.safetensors"), compressedPath = dir.url("compressed.\(ext)")
+        try SafetensorsWriter.write(original, to: originalPath)
+        if ext == "gguf" { try GGUFWriter.write(compressed, to: compressedPath) } else { try SafetensorsWriter.write(compressed, to: compressedPath) }
+        let expected = try ReportBuilder.report(original: CheckpointReader.open(path: originalPath), compressed: CheckpointReader.open(path: compressedPath),
+                                                input: originalPath, output: compressedPath, recipe: nil)
+        let streamed = try ReportBuilder.report(originalPath: originalPath, compressedPath: compressedPath)
+        #expect(streamed.tensors == expected.tensors)
+        #expect(expected.tensors.contains { $0.encoding.hasPrefix("int") } && expected.tensors.last?.sparsity == 0.5)
+    }
+}

@@ -61,7 +61,9 @@ extension GGUFQuantizedLayout {
     /// together as quantized tensors (at the position of their codes) and those keys removed.
     /// Throws `GGUFQuantizedLayoutError.malformed`, naming `file` and the tensor, when a key is unknown,
     /// missing or mistyped, or a part is missing, claimed twice, or has the wrong dtype or shape.
-    public static func collapse(_ checkpoint: Checkpoint, file: String) throws -> Checkpoint {
+    /// `visit` (optional) is called with each quantized tensor as soon as it is put back together
+    /// and returns what the checkpoint keeps in its place (`CheckpointReader.DecodedTensorVisitor`).
+    public static func collapse(_ checkpoint: Checkpoint, file: String, visit: CheckpointReader.DecodedTensorVisitor? = nil) throws -> Checkpoint {
         guard checkpoint.metadata.contains(where: { $0.key.hasPrefix(keyPrefix) }) else { return checkpoint }
         var records: [(name: String, fields: [Field: GGUFValue])] = []
         var recordIndex: [[UInt8]: Int] = [:]
@@ -78,16 +80,17 @@ extension GGUFQuantizedLayout {
             records[position].fields[field] = entry.value.ggufValue
         }
         var claimed = Set<[UInt8]>()
-        var rebuilt: [[UInt8]: QuantizedTensor] = [:]
+        var rebuilt: [[UInt8]: TensorEntry] = [:]
         for record in records {
             var reader = RecordReader(name: record.name, fields: record.fields, checkpoint: checkpoint, file: file, claimed: claimed)
-            rebuilt[Array(record.name.utf8)] = try reader.tensor()
+            let entry = TensorEntry(name: record.name, payload: .quantized(try reader.tensor()))
+            rebuilt[Array(record.name.utf8)] = try visit?(entry) ?? entry
             claimed = reader.claimed
         }
         var entries: [TensorEntry] = []
         for entry in checkpoint.entries {
             let name = Array(entry.name.utf8)
-            if let q = rebuilt[name] { entries.append(TensorEntry(name: entry.name, payload: .quantized(q))) }
+            if let tensor = rebuilt[name] { entries.append(tensor) }
             else if !claimed.contains(name) { entries.append(entry) }
         }
         return try Checkpoint(entries: entries, metadata: checkpoint.metadata.filter { !$0.key.hasPrefix(keyPrefix) })

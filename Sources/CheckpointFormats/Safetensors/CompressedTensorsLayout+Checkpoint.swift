@@ -57,7 +57,9 @@ extension CompressedTensorsLayout {
     /// quantized tensors (at the position of their first part), and likewise every bitsandbytes NF4
     /// weight (found by its `quant_state` part, so files written by bitsandbytes read too). Throws
     /// when the parts do not fit.
-    public static func collapse(_ checkpoint: Checkpoint, file: String) throws -> Checkpoint {
+    /// `visit` (optional) is called with each quantized tensor as soon as it is put back together
+    /// and returns what the checkpoint keeps in its place (`CheckpointReader.DecodedTensorVisitor`).
+    public static func collapse(_ checkpoint: Checkpoint, file: String, visit: CheckpointReader.DecodedTensorVisitor? = nil) throws -> Checkpoint {
         let foreignNF4 = BitsAndBytesLayout.weights(in: checkpoint.entries.map(\.name))
         let text = checkpoint.metadataValue(metadataKey)?.description
         if text == nil && foreignNF4.isEmpty { return checkpoint }
@@ -73,24 +75,32 @@ extension CompressedTensorsLayout {
             records.append((name, .object([("scheme", .string("nf4")), ("bits", .integer(4)), ("symmetric", .bool(true)),
                                            ("granularity", .string("group:64"))])))
         }
-        var replacement: [String: QuantizedTensor] = [:]   // first part name -> the rebuilt tensor
-        var names: [String: String] = [:]        // first part name -> the quantized tensor's name
+        var replacement: [String: TensorEntry] = [:]   // first part name -> the rebuilt tensor (as `visit` leaves it)
+        func rebuilt(_ name: String, _ q: QuantizedTensor) throws -> TensorEntry {
+            let entry = TensorEntry(name: name, payload: .quantized(q))
+            return try visit?(entry) ?? entry
+        }
         var consumed = Set<String>()
         /// The stored tensor `part` of the quantized tensor `name` (marked as used), nil when there is none.
         func lookup(_ part: String, of name: String) throws -> DenseTensor? {
             guard let entry = checkpoint[part] else { return nil }
             guard case .dense(let t) = entry.payload else { throw fail(name, "part '\(part)' is not a plain tensor") }
             consumed.insert(part)
+            parts.append(t)
             return t
         }
+        var parts: [DenseTensor] = []   // the stored parts of the record being read (their pages go back once it is decoded)
         for (name, spec) in records {
+            defer {
+                parts.forEach { $0.storage.releaseResidentPages() }
+                parts.removeAll()
+            }
             if let format = spec["format"] {
                 guard let text = format.stringValue else { throw fail(name, "format is \(format.kindName), expected a string") }
                 guard text == MixedWidthParts.formatName else { throw fail(name, "unknown format '\(text)'") }
                 let firstPart = module(of: name) + ".weight_packed"
-                replacement[firstPart] = try decodeMixedWidths(name: name, spec: spec, file: file) { try lookup($0, of: name) }
+                replacement[firstPart] = try rebuilt(name, decodeMixedWidths(name: name, spec: spec, file: file) { try lookup($0, of: name) })
                 consumed.insert(firstPart)
-                names[firstPart] = name
                 continue
             }
             guard let scheme = spec["scheme"]?.stringValue, let bits = spec["bits"]?.nonNegativeInt, (2...8).contains(bits),
@@ -100,6 +110,7 @@ extension CompressedTensorsLayout {
             func dense(_ part: String) throws -> DenseTensor {
                 guard let entry = checkpoint[part], case .dense(let t) = entry.payload else { throw fail(name, "missing part '\(part)'") }
                 consumed.insert(part)
+                parts.append(t)
                 return t
             }
             let quantized: QuantizedTensor
@@ -129,7 +140,7 @@ extension CompressedTensorsLayout {
                 guard packed.dtype == .i32, packed.elementCount == rows * wordsPerRow else { throw fail(name, "weight_packed has the wrong shape or dtype") }
                 let scales = try dense(module + ".weight_scale").floats()
                 guard scales.count == groups else { throw fail(name, "\(scales.count) scales, expected \(groups)") }
-                let codes = unpackWords(words(packed), rows: rows, columns: columns, bits: bits).map { UInt8($0) }
+                let codes = unpackCodes(packed, rows: rows, columns: columns, bits: bits)
                 var zeros = [Int32](repeating: Int32(1 << (bits - 1)), count: groups)
                 if !symmetric {
                     let zeroRows = granularity == .tensor ? 1 : rows
@@ -153,13 +164,12 @@ extension CompressedTensorsLayout {
             } else {
                 throw fail(name, "unknown scheme '\(scheme)'")
             }
-            replacement[firstPart] = quantized
+            replacement[firstPart] = try rebuilt(name, quantized)
             consumed.insert(firstPart)
-            names[firstPart] = name
         }
         var entries: [TensorEntry] = []
         for entry in checkpoint.entries {
-            if let q = replacement[entry.name] { entries.append(TensorEntry(name: names[entry.name]!, payload: .quantized(q))); continue }
+            if let rebuilt = replacement[entry.name] { entries.append(rebuilt); continue }
             if consumed.contains(entry.name) { continue }
             entries.append(entry)
         }

@@ -89,6 +89,26 @@ extension CompressedTensorsLayout {
         return words
     }
 
+    /// `unpackWords` straight from the little-endian words of `packed` (an I32 tensor of
+    /// `rows · ⌈columns / (32/bits)⌉` elements) into one byte per code, without a copy of the words.
+    static func unpackCodes(_ packed: DenseTensor, rows: Int, columns: Int, bits: Int) -> [UInt8] {
+        let perWord = 32 / bits
+        let wordsPerRow = packed.elementCount / max(rows, 1)
+        let mask = UInt32((1 << bits) - 1)
+        return packed.storage.withUnsafeBytes { raw in
+            [UInt8](unsafeUninitializedCapacity: rows * columns) { codes, count in
+                for r in 0..<rows {
+                    for c in 0..<columns {
+                        let k = r * wordsPerRow + c / perWord
+                        let word = c / perWord < wordsPerRow ? UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * k, as: UInt32.self)) : 0
+                        codes[r * columns + c] = UInt8(truncatingIfNeeded: (word >> UInt32(bits * (c % perWord))) & mask)
+                    }
+                }
+                count = rows * columns
+            }
+        }
+    }
+
     static func unpackWords(_ words: [UInt32], rows: Int, columns: Int, bits: Int) -> [UInt32] {
         let perWord = 32 / bits
         let wordsPerRow = words.count / max(rows, 1)

@@ -59,6 +59,14 @@ extension SparseLayout {
     /// Throws `SparseLayoutError.malformed`, naming `file` and the tensor, when the record or a part
     /// is wrong.
     public static func collapse(_ checkpoint: Checkpoint, file: String) throws(SparseLayoutError) -> Checkpoint {
+        do { return try collapse(checkpoint, file: file, visit: nil) } catch let error as SparseLayoutError { throw error } catch {
+            preconditionFailure("unexpected \(error)")
+        }
+    }
+
+    /// `collapse`, calling `visit` with each dense tensor as soon as it is put back together; what it
+    /// returns is what the checkpoint keeps in its place (`CheckpointReader.DecodedTensorVisitor`).
+    public static func collapse(_ checkpoint: Checkpoint, file: String, visit: CheckpointReader.DecodedTensorVisitor?) throws -> Checkpoint {
         let text = checkpoint.metadataValue(metadataKey)?.description
         let foreign = foreignBitmaskPrefixes(in: checkpoint.entries.map(\.name))
         guard text != nil || !foreign.isEmpty else { return checkpoint }
@@ -72,7 +80,7 @@ extension SparseLayout {
         var produced = Set<[UInt8]>()
 
         func rebuild(_ name: String, pattern: SparsityPattern, kinds: [Part.Kind],
-                     decode: ([Part.Kind: StoredPart]) throws(Problem) -> DenseTensor) throws(SparseLayoutError) {
+                     decode: ([Part.Kind: StoredPart]) throws(Problem) -> DenseTensor) throws {
             func fail(_ reason: String) -> SparseLayoutError { .malformed(file: file, tensor: name, reason: reason) }
             guard position[Array(name.utf8)] == nil else { throw fail("the file also stores a tensor of that name") }
             guard produced.insert(Array(name.utf8)).inserted else { throw fail("recorded twice") }
@@ -87,7 +95,10 @@ extension SparseLayout {
                 parts[kind] = (partName, t)
                 first = min(first, i)
             }
-            do { rebuilt[first] = TensorEntry(name: name, payload: .dense(try decode(parts)), sparsity: pattern) } catch { throw fail(error.reason) }
+            let entry: TensorEntry
+            do { entry = TensorEntry(name: name, payload: .dense(try decode(parts)), sparsity: pattern) } catch { throw fail(error.reason) }
+            parts.values.forEach { $0.tensor.storage.releaseResidentPages() }
+            rebuilt[first] = try visit?(entry) ?? entry
         }
 
         for r in records {
@@ -118,8 +129,8 @@ extension SparseLayout {
             if let dense = rebuilt[i] { entries.append(dense) } else if owner[Array(entry.name.utf8)] == nil { entries.append(entry) }
         }
         do { return try Checkpoint(entries: entries, metadata: checkpoint.metadata.filter { $0.key != metadataKey }) } catch {
-            guard case .duplicateTensor(let n) = error else { preconditionFailure("unexpected \(error)") }
-            throw .malformed(file: file, tensor: n, reason: "two tensors of that name after putting the sparse tensors back together")
+            guard let error = error as? CheckpointError, case .duplicateTensor(let n) = error else { preconditionFailure("unexpected \(error)") }
+            throw SparseLayoutError.malformed(file: file, tensor: n, reason: "two tensors of that name after putting the sparse tensors back together")
         }
     }
 

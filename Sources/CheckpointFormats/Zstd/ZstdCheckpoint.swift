@@ -71,7 +71,7 @@ public enum ZstdCheckpoint {
     }
 
     /// Opens a `.zst` checkpoint: decodes it to an unlinked temporary file and reads that.
-    public static func open(path: String, threadCount: Int = 2) throws -> Checkpoint {
+    public static func open(path: String, threadCount: Int = 2, visit: CheckpointReader.DecodedTensorVisitor? = nil) throws -> Checkpoint {
         let temporary = temporaryFolder() + "/modelpress-zst-\(getpid())-\(UInt64.random(in: 0..<UInt64.max))"
         defer { unlink(temporary) }
         try extract(path: path, to: temporary, threadCount: threadCount)
@@ -79,7 +79,7 @@ public enum ZstdCheckpoint {
             throw ZstdArchiveError(file: path, tensor: nil, message: "decodes to another zstd file (nested compression is not read)")
         }
         do {
-            return try CheckpointReader.open(path: temporary)
+            return try CheckpointReader.open(path: temporary, visit: visit)
         } catch let error as InputDataError {
             // Name the user's file, not the temporary one.
             let message = "\(error)".split(separator: temporary, omittingEmptySubsequences: false).joined(separator: path)
