@@ -32,7 +32,8 @@ let package = Package(
             name: "modelpress",
             dependencies: ["ModelPress", "Passes", "Reports", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
-        .executableTarget(name: "modelpress-bench", dependencies: ["ModelPress", "Passes", "Reports"]),
+        // The benchmarks share TestSupport's child-process measurement (PeakMemory) with the tests.
+        .executableTarget(name: "modelpress-bench", dependencies: ["ModelPress", "Passes", "Reports", "TestSupport"]),
         .target(name: "TestSupport", dependencies: ["TensorCore", "CheckpointFormats"], path: "Tests/TestSupport"),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "TestSupport"]),
         .testTarget(name: "CheckpointFormatsTests", dependencies: ["CheckpointFormats", "TestSupport"]),

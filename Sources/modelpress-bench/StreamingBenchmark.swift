@@ -1,6 +1,7 @@
 import Foundation
 import TensorCore
 import CheckpointFormats
+import TestSupport
 
 /// Peak resident memory of `modelpress` on a checkpoint much larger than its largest tensor.
 ///
@@ -111,23 +112,8 @@ struct StreamingBenchmark {
 
     /// Runs the binary; returns (wall seconds, peak RSS in bytes). Fails on a non-zero exit.
     private func measure(_ binary: String, _ arguments: [String]) throws -> (Double, Int) {
-        let argv = ([binary] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)   // progress lines
-        var pid: pid_t = 0
-        let start = ContinuousClock.now
-        guard posix_spawn(&pid, binary, &actions, nil, argv, environ) == 0 else { throw BenchmarkError("cannot run \(binary)") }
-        var status: Int32 = 0
-        var usage = rusage()
-        while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
-        let elapsed = ContinuousClock.now - start
-        guard status == 0 else { throw BenchmarkError("modelpress \(arguments.joined(separator: " ")) failed (status \(status))") }
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
-        return (seconds, usage.ru_maxrss * 1024)
+        let (peak, seconds) = try PeakMemory.measure(arguments, binary: binary)
+        return (seconds, peak)
     }
 }
 
