@@ -96,25 +96,31 @@ public struct CompressionPipeline: Sendable {
         let original = checkpoint
         var context = PassContext(threadCount: threadCount, calibration: calibration, outputFormat: output.format == .gguf ? .gguf : .safetensors)
         context.note = note
-        // Streaming: a tensor is final after the last step that selects it. Its report record is
-        // measured then and its stored form handed to the writer (which spools what it cannot map),
-        // and the in-memory result is dropped; a result a later step rewrites waits in a spool file.
+        // Streaming: a tensor is final after the last step that selects it. Its stored form goes to
+        // the writer (which spools what it cannot map) and its report record is measured (beside the
+        // next tensor's work when there are threads to spare), then the in-memory result is dropped;
+        // a result a later step rewrites waits in a spool file.
         var lastStep = [Int?](repeating: nil, count: checkpoint.count)
         for (s, step) in steps.enumerated() { for i in step.selected { lastStep[i] = s } }
         let writer = StreamingCheckpointWriter(format: output.format == .gguf ? .gguf : .safetensors, names: original.entries.map(\.name),
                                                metadata: original.metadata, destination: outputPath)
         let intermediates = TensorSpool(destination: outputPath)
         let formats = ReportBuilder.storageFormats(input: inputPath, output: outputPath)
-        var records = [TensorRecord?](repeating: nil, count: checkpoint.count)
+        let recorder = BackgroundRecorder(count: checkpoint.count, background: threadCount > 1)
+        let recordThreads = threadCount > 1 ? 1 : threadCount
+        let statistics = calibration
         func finish(_ i: Int, _ entry: TensorEntry) throws {
             let before = original.entries[i]
             guard entry.shape.elementCount == before.shape.elementCount else {
                 throw ReportBuildError.shapeChanged(tensor: before.name, from: before.shape.dimensions, to: entry.shape.dimensions)
             }
-            records[i] = try ReportBuilder.record(before: before, after: entry, formats: formats, calibration: calibration, threadCount: threadCount)
             try writer.add(entry, at: i)
-            before.releaseResidentPages()
-            entry.releaseResidentPages()
+            recorder.measure(i) {
+                try ReportBuilder.record(before: before, after: entry, formats: formats, calibration: statistics, threadCount: recordThreads)
+            } after: {
+                before.releaseResidentPages()
+                entry.releaseResidentPages()
+            }
             checkpoint.replace(at: i, with: before)
         }
         for i in checkpoint.entries.indices where lastStep[i] == nil { try finish(i, checkpoint.entries[i]) }
@@ -131,10 +137,10 @@ public struct CompressionPipeline: Sendable {
             for i in step.selected {
                 var entry = checkpoint.entries[i]
                 try step.pass.apply(to: &entry, context: context)
-                checkpoint.entries[i].releaseResidentPages()
                 if lastStep[i] == s {
-                    try finish(i, entry)
+                    try finish(i, entry)   // gives the input's pages back once measured
                 } else {
+                    checkpoint.entries[i].releaseResidentPages()
                     checkpoint.replace(at: i, with: try intermediates.store(entry))
                 }
                 done += 1
@@ -143,7 +149,7 @@ public struct CompressionPipeline: Sendable {
             }
         }
         let report = CompressionReport(version: ModelPressVersion.string, input: inputPath, output: outputPath, recipe: recipePath,
-                                       tensors: records.map { $0! })
+                                       tensors: try recorder.records())
         try output.write(threadCount: threadCount) { path in try writer.write(to: path) }
         return report
     }
