@@ -53,14 +53,14 @@ fuzz: deps
 
 ## fuzz-short: the fuzz of `make test`: FUZZ_TEST_SECONDS (default 15) per target with libFuzzer, or,
 ## where the toolchain has no libFuzzer, the in-process driver on FUZZ_TEST_INPUTS seeded mutants
-## per target (debug build). Fails on a finding.
+## per target (debug build). Outputs in out/fuzz-test. Fails on a finding.
 fuzz-short: deps
 	@if Fuzz/has-libfuzzer.sh; then \
-	  $(FUZZ_BUILD) && Fuzz/run-fuzzers.sh $(FUZZ_BIN) $(FUZZ_TEST_SECONDS) $(FUZZ_OUT) $(FUZZ_TARGETS); \
+	  $(FUZZ_BUILD) && Fuzz/run-fuzzers.sh $(FUZZ_BIN) $(FUZZ_TEST_SECONDS) out/fuzz-test $(FUZZ_TARGETS); \
 	else \
 	  echo "this toolchain has no libFuzzer (swiftc -sanitize=fuzzer): running the in-process mutation driver instead"; \
 	  swift build --product modelpress-fuzz && .build/debug/modelpress-fuzz mutate all --corpus Fuzz/Corpus \
-	    --inputs $(FUZZ_TEST_INPUTS) --crash-dir $(FUZZ_OUT)/in-process; \
+	    --inputs $(FUZZ_TEST_INPUTS) --crash-dir out/fuzz-test/in-process; \
 	fi
 
 ## bench: release-mode benchmarks (see README, Performance).
