@@ -4,7 +4,7 @@
 /// Invariant: names are unique and each is the name of a folder of `Fuzz/Corpus`.
 public enum FuzzRegistry {
     public static let all: [any FuzzTarget] = [
-        SafetensorsFuzzTarget(), GGUFFuzzTarget(), ImatrixFuzzTarget(), RecipeFuzzTarget(), AdapterConfigFuzzTarget(), ZstdFuzzTarget(),
+        FileFuzzTarget.safetensors, FileFuzzTarget.gguf, FileFuzzTarget.imatrix, RecipeFuzzTarget(), AdapterConfigFuzzTarget(), FileFuzzTarget.zstd,
     ]
 
     /// The target called `name`, if any.

@@ -33,7 +33,7 @@ struct FuzzScratchFile: Sendable {
     private let lock = NSLock()
 
     /// Replaces the file's content with `bytes`, then runs `body` on its path, holding the file.
-    func with(_ bytes: UnsafeRawBufferPointer, _ body: (String) throws -> Void) throws {
+    func with(_ bytes: UnsafeRawBufferPointer, _ body: @Sendable (String) throws -> Void) throws {
         lock.lock()
         defer { lock.unlock() }
         try Data(bytes).write(to: URL(fileURLWithPath: path))
