@@ -12,7 +12,7 @@ BIN := .build/release/modelpress
 FUZZ_TARGETS := safetensors gguf imatrix recipe adapter-config zstd
 FUZZ_SECONDS ?= 60
 FUZZ_TEST_SECONDS ?= 15
-FUZZ_TEST_INPUTS ?= 2000
+FUZZ_TEST_INPUTS ?= 20000
 FUZZ_OUT ?= out/fuzz
 FUZZ_BIN := .build-fuzz/debug/modelpress-fuzz
 FUZZ_BUILD := swift build --product modelpress-fuzz --build-path .build-fuzz -Xswiftc -sanitize=fuzzer,address \
