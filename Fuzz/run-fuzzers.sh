@@ -10,6 +10,8 @@
 set -u
 bin=$1; seconds=$2; out=$3; shift 3
 dict_of() { case $1 in gguf|imatrix) echo Fuzz/Dictionaries/gguf.dict ;; recipe) echo Fuzz/Dictionaries/recipe.dict ;; *) echo Fuzz/Dictionaries/json.dict ;; esac; }
+# The scratch folders of fuzz processes that ended without cleaning up (a crash skips exit handlers).
+clean_scratch() { for d in /dev/shm/modelpress-fuzz-* "${TMPDIR:-/tmp}"/modelpress-fuzz-*; do [ -d "$d" ] && ! kill -0 "${d##*-}" 2>/dev/null && rm -rf "$d"; done; }
 status=0
 printf '%-15s %8s %12s %8s %s\n' target seconds executions new findings
 for t in "$@"; do
@@ -21,6 +23,7 @@ for t in "$@"; do
       -max_len=65536 -detect_leaks=0 -print_final_stats=1 -dict="$(dict_of "$t")" -artifact_prefix="$dir/" \
       "$dir/corpus" "Fuzz/Corpus/$t" >> "$dir/log" 2>&1
     rc=$?
+    clean_scratch
     elapsed=$(( $(date +%s) - start ))
     [ "$rc" -ne 0 ] && [ "${FUZZ_KEEP_GOING:-0}" = 1 ] && [ "$elapsed" -lt "$seconds" ] || break
   done
