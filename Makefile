@@ -9,7 +9,16 @@ PYTHON := $(CURDIR)/$(VENV)/bin/python
 DEMO_MODEL := TestModels/pico-llama-f32
 BIN := .build/release/modelpress
 
-.PHONY: demo test deps pydeps build release bench clean
+FUZZ_TARGETS := safetensors gguf imatrix recipe adapter-config zstd
+FUZZ_SECONDS ?= 60
+FUZZ_TEST_SECONDS ?= 15
+FUZZ_TEST_INPUTS ?= 20000
+FUZZ_OUT ?= out/fuzz
+FUZZ_BIN := .build-fuzz/debug/modelpress-fuzz
+FUZZ_BUILD := swift build --product modelpress-fuzz --build-path .build-fuzz -Xswiftc -sanitize=fuzzer,address \
+	-Xswiftc -DMODELPRESS_LIBFUZZER -Xswiftc -use-ld=lld
+
+.PHONY: demo test deps pydeps build release bench clean fuzz fuzz-short
 
 ## demo: install what is missing, build, compress a test model with a recipe and print the report,
 ## then quantize it to Q4_K GGUF and dequantize it back, printing the summaries, then store the BF16
@@ -26,9 +35,33 @@ demo: deps release
 	$(BIN) decompress out/pico-llama-bf16.safetensors.zst -o out/pico-llama-bf16-restored.safetensors
 	cmp out/pico-llama-bf16-restored.safetensors TestModels/pico-llama-bf16/model.safetensors && echo "lossless: restored byte for byte"
 
-## test: install what is missing, then run every test (debug build).
+## test: install what is missing, then run every test (debug build), then a short fuzz (fuzz-short).
 test: deps pydeps
 	MODELPRESS_PYTHON=$(PYTHON) swift test
+	$(MAKE) --no-print-directory fuzz-short
+
+## fuzz: build modelpress-fuzz with libFuzzer and AddressSanitizer (in .build-fuzz, apart from .build;
+## lld, as gold fails on the sanitizer objects) and run each target (FUZZ_TARGETS) for FUZZ_SECONDS
+## (default 60) from its seeds in Fuzz/Corpus/<target> with its Fuzz/Dictionaries entry, under
+## -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=1024 -max_len=65536. New corpus entries, crash-,
+## timeout- and oom- inputs and the logs go to FUZZ_OUT/<target>/ (default out/fuzz; Fuzz/Corpus is
+## only read). Prints seconds, executions, new units and findings per target; fails on a finding.
+## FUZZ_KEEP_GOING=1 restarts a target after a finding until its time is up.
+fuzz: deps
+	$(FUZZ_BUILD)
+	Fuzz/run-fuzzers.sh $(FUZZ_BIN) $(FUZZ_SECONDS) $(FUZZ_OUT) $(FUZZ_TARGETS)
+
+## fuzz-short: the fuzz of `make test`: FUZZ_TEST_SECONDS (default 15) per target with libFuzzer, or,
+## where the toolchain has no libFuzzer, the in-process driver on FUZZ_TEST_INPUTS seeded mutants
+## per target (debug build). Outputs in out/fuzz-test. Fails on a finding.
+fuzz-short: deps
+	@if Fuzz/has-libfuzzer.sh; then \
+	  $(FUZZ_BUILD) && Fuzz/run-fuzzers.sh $(FUZZ_BIN) $(FUZZ_TEST_SECONDS) out/fuzz-test $(FUZZ_TARGETS); \
+	else \
+	  echo "this toolchain has no libFuzzer (swiftc -sanitize=fuzzer): running the in-process mutation driver instead"; \
+	  swift build --product modelpress-fuzz && .build/debug/modelpress-fuzz mutate all --corpus Fuzz/Corpus \
+	    --inputs $(FUZZ_TEST_INPUTS) --crash-dir out/fuzz-test/in-process; \
+	fi
 
 ## bench: release-mode benchmarks (see README, Performance).
 bench: deps
@@ -58,4 +91,4 @@ release: deps
 	swift build -c release --product modelpress
 
 clean:
-	rm -rf .build out
+	rm -rf .build .build-fuzz out

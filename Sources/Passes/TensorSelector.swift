@@ -1,3 +1,5 @@
+import CheckpointFormats
+
 /// Chooses the tensors a step works on from its `targets=` and `ignore=` patterns.
 ///
 /// A pattern is a glob matched against the whole tensor name (`*` any run of characters, `?` one
@@ -39,6 +41,7 @@ public struct TensorSelector: Sendable {
         if text.hasPrefix("re:") {
             let body = String(text.dropFirst(3))
             guard let regex = try? Regex(body) else { throw SelectorError(pattern: text, message: "invalid regular expression") }
+            if let problem = RegexSafety.exponentialBacktracking(in: body) { throw SelectorError(pattern: text, message: "regular expression refused: \(problem)") }
             return .regex(body, CompiledRegex(regex: regex))
         }
         return .glob(text)

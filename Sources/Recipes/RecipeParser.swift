@@ -10,6 +10,9 @@ public struct RecipeParser {
     /// Loads an included file's text; nil when it cannot be read.
     public typealias FileLoader = @Sendable (String) -> String?
 
+    /// How many files deep `include` may nest.
+    public static let maximumIncludeDepth = 16
+
     public static let defaultLoader: FileLoader = { try? String(contentsOfFile: $0, encoding: .utf8) }
 
     private var diagnostics: [RecipeDiagnostic] = []
@@ -144,6 +147,12 @@ public struct RecipeParser {
         let path = target.hasPrefix("/") || folder == nil ? target : folder! + "/" + target
         guard !includeStack.contains(path) else {
             error(at(1), "include cycle: \((includeStack + [path]).joined(separator: " -> "))")
+            return
+        }
+        // The same file can come back under ever longer paths (`include sub/../this.recipe`), which
+        // the cycle check cannot see: bound the depth (a fuzzing finding, a stack overflow).
+        guard includeStack.count < RecipeParser.maximumIncludeDepth else {
+            error(at(1), "includes nested more than \(RecipeParser.maximumIncludeDepth) files deep (an include cycle through different paths?)")
             return
         }
         guard let text = loader(path) else { error(at(1), "cannot read included recipe '\(path)'"); return }

@@ -38,5 +38,10 @@ struct TensorSelectorTests {
         #expect(throws: SelectorError(pattern: "re:(", message: "invalid regular expression")) {
             try TensorSelector(targets: ["re:("], ignore: [], defaultRule: linear)
         }
+        // Nested repetition backtracks exponentially on a non-matching name (a hang): refused.
+        let message = "regular expression refused: it repeats a group that itself repeats or alternates (nested repetition can take exponential time)"
+        #expect(throws: SelectorError(pattern: "re:(.*)*x", message: message)) {
+            try TensorSelector(targets: nil, ignore: ["re:(.*)*x"], defaultRule: linear)
+        }
     }
 }

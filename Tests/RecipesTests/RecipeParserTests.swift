@@ -122,6 +122,21 @@ struct RecipeParserTests {
         }
     }
 
+    /// A fuzzing finding: `include sub/../self.recipe` reads the same file under a longer path each
+    /// time, which the cycle check (by path) never sees; the parser recursed until the stack overflowed.
+    @Test("an include cycle through ever longer paths stops 16 files deep")
+    func includeThroughGrowingPaths() throws {
+        let loader: RecipeParser.FileLoader = { $0.hasSuffix("self.recipe") ? "include sub/../self.recipe" : nil }
+        do {
+            _ = try RecipeParser.parse(path: "self.recipe", loader: loader)
+            Issue.record("no error for an unbounded include")
+        } catch {
+            #expect(error.diagnostics.count == 1)
+            #expect(error.diagnostics.first?.description.hasSuffix(":1:9: error: includes nested more than 16 files deep (an include cycle through different paths?)") == true)
+            #expect(error.diagnostics.first?.location.file == String(repeating: "sub/../", count: 15) + "self.recipe")
+        }
+    }
+
     @Test("scalar spellings")
     func scalars() {
         #expect(RecipeValue(scalar: "12") == .number(12))

@@ -64,6 +64,7 @@ public struct LoRAConfig: Sendable {
             guard let v = value(key), v != .null else { continue }
             guard let entries = v.objectMembers else { throw fail("'\(key)' must be an object, found \(v.kindName)") }
             for (pattern, item) in entries {
+                if let problem = RegexSafety.exponentialBacktracking(in: Self.anchored(pattern)) { throw fail("'\(key)' entry '\(pattern)' is refused: \(problem)") }
                 guard case .number(let text) = item, let d = Double(text), d.isFinite else { throw fail("'\(key)' entry '\(pattern)' must be a number") }
                 if target {
                     guard d == d.rounded(), d >= 1, d <= 1_048_576 else { throw fail("rank_pattern entry '\(pattern)' must be a positive integer, found \(text)") }
@@ -89,10 +90,13 @@ public struct LoRAConfig: Sendable {
     /// `α/√r` with rsLoRA, else `α/r`.
     public func scaling(rank r: Int, alpha a: Double) -> Double { useRSLoRA ? a / Double(r).squareRoot() : a / Double(r) }
 
+    /// `(.*\.)?(p)`, matched whole: the regular expression PEFT builds from a pattern `p`.
+    static func anchored(_ pattern: String) -> String { "(.*\\.)?(" + pattern + ")" }
+
     /// PEFT's `re.match(r"(.*\.)?(p)$", name)`.
     static func matches(_ pattern: String, _ name: String) throws(LoRAAdapterError) -> Bool {
         let regex: Regex<AnyRegexOutput>
-        do { regex = try Regex("(.*\\.)?(" + pattern + ")") } catch {
+        do { regex = try Regex(anchored(pattern)) } catch {
             throw LoRAAdapterError(file: "adapter_config.json", message: "pattern '\(pattern)' is not a valid regular expression")
         }
         return (try? regex.wholeMatch(in: name)) != nil

@@ -45,15 +45,18 @@ public final class AtomicFileWriter {
     /// they could clean up), including the temporary files of a `.zst` output's inner temporary file.
     /// Only regular files named `.<name>.modelpress-tmp-<pid>-…` (or with one more leading `.`) whose
     /// `<pid>` is not a running process are removed. Returns the names removed; errors are ignored.
+    /// The byte offset of `d_name` in a directory record.
+    private static let nameOffset = MemoryLayout<dirent>.offset(of: \dirent.d_name)!
+
     @discardableResult
     public static func removeStaleTemporaries(for destination: String) -> [String] {
         let (folder, prefix) = temporaryPrefix(for: destination)
         guard let directory = opendir(folder) else { return [] }
         var candidates: [String] = []
         while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(cString: raw.baseAddress!.assumingMemoryBound(to: CChar.self))
-            }
+            // Read the name in place: glibc's records can be shorter than `dirent`, so copying the
+            // whole `d_name` array would read past the record (a fuzzing finding, under ASan).
+            let name = String(cString: (UnsafeRawPointer(entry) + AtomicFileWriter.nameOffset).assumingMemoryBound(to: CChar.self))
             if name.hasPrefix(prefix) || name.hasPrefix("." + prefix) { candidates.append(name) }
         }
         closedir(directory)

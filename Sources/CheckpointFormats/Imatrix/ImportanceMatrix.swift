@@ -127,7 +127,8 @@ enum ImatrixGGUF {
             let sums = try floats(info, entry: name)
             let counts = try floats(countsInfo, entry: name)
             let rowLength = info.dimensions.first ?? 1
-            guard rowLength > 0, counts.count >= 1, sums.count == rowLength * counts.count else {
+            let (expected, overflow) = rowLength.multipliedReportingOverflow(by: counts.count)
+            guard rowLength > 0, counts.count >= 1, !overflow, sums.count == expected else {
                 throw fail(.badTensor(entry: name, reason: "in_sum2 has \(sums.count) values for \(counts.count) counts"))
             }
             guard sums.allSatisfy(\.isFinite), counts.allSatisfy(\.isFinite) else { throw fail(.nonFinite(entry: name)) }

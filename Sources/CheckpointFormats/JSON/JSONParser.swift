@@ -1,10 +1,13 @@
 /// A strict RFC 8259 JSON parser over UTF-8 bytes.
 ///
 /// Rejects trailing commas, comments, leading zeros, unescaped control characters, lone surrogates,
-/// invalid UTF-8 and nesting deeper than `maximumDepth` (so hostile input cannot exhaust the stack).
+/// invalid UTF-8, nesting deeper than `maximumDepth` (so hostile input cannot exhaust the stack) and
+/// documents longer than `maximumLength` (so a huge file cannot make the parsed values exhaust memory).
 /// Whitespace may surround the top-level value.
 public struct JSONParser {
     public static let maximumDepth = 64
+    /// The longest document parsed: the safetensors header limit, far above any index, config or record.
+    public static let maximumLength = 100_000_000
 
     private let bytes: UnsafeRawBufferPointer
     private var position = 0
@@ -13,6 +16,9 @@ public struct JSONParser {
 
     /// Parses one JSON document.
     public static func parse(_ bytes: UnsafeRawBufferPointer) throws(JSONError) -> JSONValue {
+        guard bytes.count <= maximumLength else {
+            throw JSONError(message: "document of \(bytes.count) bytes is longer than the \(maximumLength) bytes read", offset: 0)
+        }
         var parser = JSONParser(bytes)
         parser.skipWhitespace()
         let value = try parser.parseValue(depth: 0)

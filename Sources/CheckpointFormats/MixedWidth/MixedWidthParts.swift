@@ -58,10 +58,23 @@ enum MixedWidthParts {
         return widths
     }
 
+    /// The most elements a tensor may declare per byte of its stored parts, beyond `unbackedElements`:
+    /// columns of width 0 take no bits, so rows × columns is not bounded by the file (every column at
+    /// width 0 stores only the widths). Decoding allocates a byte per element, then a float.
+    static let elementsPerStoredByte = 256
+    /// Elements any tensor may declare whatever it stores (2^26: 64 MiB of codes).
+    static let unbackedElements = 1 << 26
+
     /// The tensor, once the record's `bits` is the widest column, the scales are finite and every zero
-    /// point (nil for symmetric tensors) fits its class. The parts' dtypes and shapes are checked.
+    /// point (nil for symmetric tensors) fits its class, and its element count is within
+    /// max(`unbackedElements`, `elementsPerStoredByte` × stored bytes) (checked before anything is
+    /// allocated). The parts' dtypes and shapes are checked.
     static func tensor(shape: Shape, symmetric: Bool, bits: Int, columnBits: [UInt8], packed: DenseTensor, packedPart: String,
                        scales: [Float], zeroPoints: [Int32]?) throws(Problem) -> QuantizedTensor {
+        let stored = packed.byteCount + columnBits.count + 2 * scales.count + (zeroPoints?.count ?? 0)
+        guard shape.elementCount <= max(unbackedElements, elementsPerStoredByte * stored) else {
+            throw Problem("shape \(shape) declares \(shape.elementCount) elements for \(stored) stored bytes (at most \(elementsPerStoredByte) per byte, or \(unbackedElements))")
+        }
         let widest = Int(columnBits.max() ?? 0)
         guard bits == widest else { throw Problem("the record gives \(bits) bits, but the widest column has \(widest)") }
         let widths = Set(columnBits.filter { $0 > 0 }.map(Int.init)).sorted(), k = widths.count

@@ -63,6 +63,8 @@ public final class ZstdArchiveReader: @unchecked Sendable {
         for (i, item) in list.enumerated() {
             guard let pair = item.arrayElements, pair.count == 2, let length = pair[0].nonNegativeInt, let width = pair[1].nonNegativeInt,
                   length > 0, [0, 2, 4].contains(width), width == 0 || length % width == 0 else { throw fail("index chunk \(i) is malformed") }
+            // The writer never makes longer chunks, and decoding uses buffers of this size.
+            guard length <= ZstdArchive.chunkSize else { throw fail("index chunk \(i) holds \(length) bytes, more than the \(ZstdArchive.chunkSize) a chunk may hold") }
             let frames = width == 0 ? 1 : width
             guard frame + frames <= ranges.count else { throw fail("index lists more frames than the seek table") }
             for k in frame..<(frame + frames) where decompressed[k] != (width == 0 ? length : length / width) {

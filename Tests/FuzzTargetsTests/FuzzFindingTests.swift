@@ -1,0 +1,33 @@
+import Foundation
+import FuzzTargets
+import Testing
+
+/// Each input the fuzzers found that crashed, hung or over-allocated (minimized, under
+/// Tests/Fixtures/fuzz-findings/<target>/), replayed through its target: it must now be refused
+/// with the specific error the fix added.
+@Suite struct FuzzFindingTests {
+    static let folder = CorpusReplayTests.root + "/Tests/Fixtures/fuzz-findings/"
+
+    /// The error message of `target` for the finding `file`, or nil when the target accepts it.
+    static func rejection(_ target: String, _ file: String) throws -> String? {
+        let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: folder + target + "/" + file)))
+        return try #require(FuzzRegistry.target(named: target)).run(bytes: bytes).error.map { "\($0)" }
+    }
+
+    /// `include X/Y` where every path reads as the same text: the path grows on each include, so the
+    /// cycle check never fired and the parser recursed until the stack overflowed (libFuzzer, recipe,
+    /// ASan stack-overflow). Now includes stop 16 files deep.
+    @Test func includeThroughGrowingPathsStopsAtTheDepthLimit() throws {
+        let message = try #require(try Self.rejection("recipe", "include-nesting-stack-overflow.recipe"))
+        #expect(message.contains("includes nested more than 16 files deep"))
+    }
+
+    /// Any zstd input: writing the decoded file first cleans stale temporaries, which copied each
+    /// `dirent`'s whole 256-byte `d_name` out of records glibc allocates shorter (ASan
+    /// heap-buffer-overflow in `AtomicFileWriter.removeStaleTemporaries`). Now the name is read in
+    /// place; the empty input is refused as a truncated stream.
+    @Test func emptyZstdInputIsATruncatedStream() throws {
+        let message = try #require(try Self.rejection("zstd", "empty-input-dirent-overread.zst"))
+        #expect(message.hasSuffix("model.safetensors.zst: truncated zstd stream"))
+    }
+}
