@@ -22,6 +22,15 @@ import Testing
         #expect(message.contains("includes nested more than 16 files deep"))
     }
 
+    /// Three includes per file, each through a longer path, so each copy includes three more: 3^16
+    /// files at the depth limit (libFuzzer, recipe, timeout; minimized by hand from two 1 KB
+    /// inputs). Now a recipe runs at most 64 includes in all.
+    @Test func includeFanOutStopsAfter64Includes() throws {
+        let message = try #require(try Self.rejection("recipe", "include-fan-out-hang.recipe"))
+        #expect(message.hasSuffix("fuzz/input.recipe:3:9: error: more than 64 includes in all"))
+        #expect(message.components(separatedBy: "\n").count < 200)
+    }
+
     /// Any zstd input: writing the decoded file first cleans stale temporaries, which copied each
     /// `dirent`'s whole 256-byte `d_name` out of records glibc allocates shorter (ASan
     /// heap-buffer-overflow in `AtomicFileWriter.removeStaleTemporaries`). Now the name is read in
