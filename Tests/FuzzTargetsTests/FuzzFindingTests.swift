@@ -31,6 +31,14 @@ import Testing
         #expect(message.components(separatedBy: "\n").count < 200)
     }
 
+    /// Tensors of unknown ggml type ids declaring ~2^62 elements each over a few bytes: summing the
+    /// element counts (`Checkpoint.parameterCount`) trapped on overflow (libFuzzer, gguf, round 2).
+    /// Now an opaque type may declare at most 8 elements per stored byte.
+    @Test func opaqueTypeElementCountIsBoundedByItsBytes() throws {
+        let message = try #require(try Self.rejection("gguf", "opaque-type-element-count-overflow.gguf"))
+        #expect(message.hasSuffix("tensor 'model.embed_tokens.weight': 8936451753933538304 elements of an unknown ggml type cannot fit in its 448 bytes (every ggml type takes at least 1 bit per element)"))
+    }
+
     /// Any zstd input: writing the decoded file first cleans stale temporaries, which copied each
     /// `dirent`'s whole 256-byte `d_name` out of records glibc allocates shorter (ASan
     /// heap-buffer-overflow in `AtomicFileWriter.removeStaleTemporaries`). Now the name is read in
