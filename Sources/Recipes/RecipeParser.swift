@@ -12,6 +12,9 @@ public struct RecipeParser {
 
     /// How many files deep `include` may nest.
     public static let maximumIncludeDepth = 16
+    /// How many `include`s one recipe may run in all (each file including the next twice would
+    /// otherwise read 2^16 files at the depth limit: a fuzzing finding, a hang).
+    public static let maximumIncludeCount = 64
 
     public static let defaultLoader: FileLoader = { try? String(contentsOfFile: $0, encoding: .utf8) }
 
@@ -21,6 +24,7 @@ public struct RecipeParser {
     private var overrides: [(name: String, text: String)]
     private let loader: FileLoader
     private var includeStack: [String] = []
+    private var includeCount = 0
 
     private init(overrides: [(name: String, text: String)], loader: @escaping FileLoader) {
         self.overrides = overrides
@@ -155,6 +159,11 @@ public struct RecipeParser {
             error(at(1), "includes nested more than \(RecipeParser.maximumIncludeDepth) files deep (an include cycle through different paths?)")
             return
         }
+        guard includeCount < RecipeParser.maximumIncludeCount else {
+            error(at(1), "more than \(RecipeParser.maximumIncludeCount) includes in all")
+            return
+        }
+        includeCount += 1
         guard let text = loader(path) else { error(at(1), "cannot read included recipe '\(path)'"); return }
         read(text: text, file: path)
     }

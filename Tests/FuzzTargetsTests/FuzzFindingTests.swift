@@ -22,6 +22,23 @@ import Testing
         #expect(message.contains("includes nested more than 16 files deep"))
     }
 
+    /// Three includes per file, each through a longer path, so each copy includes three more: 3^16
+    /// files at the depth limit (libFuzzer, recipe, timeout; minimized by hand from two 1 KB
+    /// inputs). Now a recipe runs at most 64 includes in all.
+    @Test func includeFanOutStopsAfter64Includes() throws {
+        let message = try #require(try Self.rejection("recipe", "include-fan-out-hang.recipe"))
+        #expect(message.hasSuffix("fuzz/input.recipe:3:9: error: more than 64 includes in all"))
+        #expect(message.components(separatedBy: "\n").count < 200)
+    }
+
+    /// Tensors of unknown ggml type ids declaring ~2^62 elements each over a few bytes: summing the
+    /// element counts (`Checkpoint.parameterCount`) trapped on overflow (libFuzzer, gguf, round 2).
+    /// Now an opaque type may declare at most 8 elements per stored byte.
+    @Test func opaqueTypeElementCountIsBoundedByItsBytes() throws {
+        let message = try #require(try Self.rejection("gguf", "opaque-type-element-count-overflow.gguf"))
+        #expect(message.hasSuffix("tensor 'model.embed_tokens.weight': 8936451753933538304 elements of an unknown ggml type cannot fit in its 448 bytes (every ggml type takes at least 1 bit per element)"))
+    }
+
     /// Any zstd input: writing the decoded file first cleans stale temporaries, which copied each
     /// `dirent`'s whole 256-byte `d_name` out of records glibc allocates shorter (ASan
     /// heap-buffer-overflow in `AtomicFileWriter.removeStaleTemporaries`). Now the name is read in

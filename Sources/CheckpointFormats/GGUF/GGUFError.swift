@@ -30,6 +30,8 @@ public struct GGUFError: Error, Equatable, Sendable, CustomStringConvertible, In
         case rowNotWholeBlocks(tensor: String, rowLength: Int, type: String)
         case offsetMismatch(tensor: String, expected: UInt64, actual: UInt64)
         case dataOutOfBounds(tensor: String)
+        /// An opaque (future) type whose element count needs less than one bit per stored byte.
+        case opaqueElementsExceedData(tensor: String, elements: Int64, bytes: Int)
         case trailingBytes(expectedEnd: Int, fileSize: Int)
     }
 
@@ -64,6 +66,7 @@ public struct GGUFError: Error, Equatable, Sendable, CustomStringConvertible, In
         case .rowNotWholeBlocks(let t, let n, let ty): "tensor '\(t)': row length \(n) is not a multiple of the \(ty) block size"
         case .offsetMismatch(let t, let e, let a): "tensor '\(t)' has offset \(a), expected \(e) (data must be contiguous and aligned)"
         case .dataOutOfBounds(let t): "tensor '\(t)': data runs past the end of the file"
+        case .opaqueElementsExceedData(let t, let n, let b): "tensor '\(t)': \(n) elements of an unknown ggml type cannot fit in its \(b) bytes (every ggml type takes at least 1 bit per element)"
         case .trailingBytes(let e, let s): "data ends at byte \(e) but the file has \(s) bytes"
         }
         return "\(file): \(detail)"

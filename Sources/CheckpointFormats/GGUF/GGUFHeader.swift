@@ -66,7 +66,7 @@ public struct GGUFHeader: Sendable {
         }
 
         guard tensorCount <= UInt64(cursor.remaining / 24) else { throw cursor.fail(.countTooLarge(what: "tensor", count: tensorCount)) }
-        var raw: [(name: String, dims: [Int], typeID: UInt32, type: GGMLType?, offset: UInt64, bytes: Int?)] = []
+        var raw: [(name: String, dims: [Int], typeID: UInt32, type: GGMLType?, offset: UInt64, bytes: Int?, elements: Int64)] = []
         var names = Set<[UInt8]>()
         for i in 0..<Int(tensorCount) {
             let name = try cursor.readString("tensor info #\(i)")
@@ -104,7 +104,7 @@ public struct GGUFHeader: Sendable {
                 }
                 byteCount = total
             }
-            raw.append((name, dims, typeID, type, offset, byteCount))
+            raw.append((name, dims, typeID, type, offset, byteCount, elements))
         }
 
         let dataOffset = GGUFHeader.alignUp(cursor.position, alignment)
@@ -126,6 +126,11 @@ public struct GGUFHeader: Sendable {
             }
             let (end, overflow) = (dataOffset + expected).addingReportingOverflow(byteCount)
             guard !overflow, end <= bytes.count else { throw cursor.fail(.dataOutOfBounds(tensor: t.name)) }
+            // A known type's bytes follow from its elements; an opaque one's elements must at least fit
+            // its bytes, or element counts summed over tensors could overflow (a fuzzing finding).
+            guard t.type != nil || t.elements / 8 <= Int64(byteCount) else {
+                throw cursor.fail(.opaqueElementsExceedData(tensor: t.name, elements: t.elements, bytes: byteCount))
+            }
             tensors.append(TensorInfo(name: t.name, dimensions: t.dims, typeID: t.typeID, type: t.type, offset: expected, byteCount: byteCount))
             expected = GGUFHeader.alignUp(expected + byteCount, alignment)
         }

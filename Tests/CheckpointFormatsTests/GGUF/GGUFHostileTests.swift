@@ -404,6 +404,18 @@ struct GGUFHostileTests {
         try expectRejected(header + B.zeros(64), .trailingBytes(expectedEnd: 96, fileSize: 133))
     }
 
+    /// A fuzzing finding: tensors of unknown (future) type ids declared ~2^62 elements each over a few
+    /// bytes, and summing element counts (`Checkpoint.parameterCount`, `inspect`) trapped on overflow.
+    @Test("an opaque type may not declare more elements than 8 per stored byte")
+    func opaqueElementsExceedData() throws {
+        let bytes = B.file(tensors: [B.Tensor("w", ne: [1 << 40], type: 50, data: B.zeros(32))])
+        #expect(throws: GGUFError(file: "memory.gguf", kind: .opaqueElementsExceedData(tensor: "w", elements: 1 << 40, bytes: 32))) {
+            try B.parse(bytes)
+        }
+        // 8 elements per byte is still read (as opaque bytes).
+        #expect(try B.parse(B.file(tensors: [B.Tensor("w", ne: [256], type: 50, data: B.zeros(32))])).tensors.count == 1)
+    }
+
     @Test("every GGUFError.Kind has a test above and a one-line message naming the file")
     func everyKindCovered() {
         let samples: [GGUFError.Kind] = [
@@ -414,6 +426,7 @@ struct GGUFHostileTests {
             .elementCountOverflow(tensor: "w"), .invalidTensorType(tensor: "w", type: 4),
             .rowNotWholeBlocks(tensor: "w", rowLength: 100, type: "Q4_K"), .offsetMismatch(tensor: "w", expected: 32, actual: 16),
             .dataOutOfBounds(tensor: "w"), .trailingBytes(expectedEnd: 64, fileSize: 65),
+            .opaqueElementsExceedData(tensor: "w", elements: 1 << 40, bytes: 32),
         ]
         for kind in samples {
             // No default: a new case does not compile until it is listed here (and tested above).
@@ -421,7 +434,7 @@ struct GGUFHostileTests {
             case .truncated, .badMagic, .unsupportedVersion, .bigEndian, .countTooLarge, .stringTooLong, .invalidUTF8, .emptyKey,
                  .duplicateKey, .unknownValueType, .nestedArray, .badAlignment, .nameTooLong, .duplicateTensor, .tooManyDimensions,
                  .negativeDimension, .elementCountOverflow, .invalidTensorType, .rowNotWholeBlocks, .offsetMismatch, .dataOutOfBounds,
-                 .trailingBytes:
+                 .trailingBytes, .opaqueElementsExceedData:
                 break
             }
             let text = GGUFError(file: "f.gguf", kind: kind).description
