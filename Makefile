@@ -11,7 +11,7 @@ BIN := .build/release/modelpress
 
 FUZZ_TARGETS := safetensors gguf imatrix recipe adapter-config zstd
 FUZZ_SECONDS ?= 60
-FUZZ_TEST_SECONDS ?= 15
+FUZZ_TEST_RUNS ?= 20000
 FUZZ_TEST_INPUTS ?= 20000
 FUZZ_OUT ?= out/fuzz
 FUZZ_BIN := .build-fuzz/debug/modelpress-fuzz
@@ -51,12 +51,13 @@ fuzz: deps
 	$(FUZZ_BUILD)
 	Fuzz/run-fuzzers.sh $(FUZZ_BIN) $(FUZZ_SECONDS) $(FUZZ_OUT) $(FUZZ_TARGETS)
 
-## fuzz-short: the fuzz of `make test`: FUZZ_TEST_SECONDS (default 15) per target with libFuzzer, or,
-## where the toolchain has no libFuzzer, the in-process driver on FUZZ_TEST_INPUTS seeded mutants
-## per target (debug build). Outputs in out/fuzz-test. Fails on a finding.
+## fuzz-short: the fuzz of `make test`: FUZZ_TEST_RUNS (default 20000) inputs per target with libFuzzer
+## from a fixed seed (the same inputs on every machine, about 2-35 s per target), or, where the
+## toolchain has no libFuzzer, the in-process driver on FUZZ_TEST_INPUTS seeded mutants per target
+## (debug build). Outputs in out/fuzz-test. Fails on a finding.
 fuzz-short: deps
 	@if Fuzz/has-libfuzzer.sh; then \
-	  $(FUZZ_BUILD) && Fuzz/run-fuzzers.sh $(FUZZ_BIN) $(FUZZ_TEST_SECONDS) out/fuzz-test $(FUZZ_TARGETS); \
+	  $(FUZZ_BUILD) && FUZZ_RUNS=$(FUZZ_TEST_RUNS) Fuzz/run-fuzzers.sh $(FUZZ_BIN) 120 out/fuzz-test $(FUZZ_TARGETS); \
 	else \
 	  echo "this toolchain has no libFuzzer (swiftc -sanitize=fuzzer): running the in-process mutation driver instead"; \
 	  swift build --product modelpress-fuzz && .build/debug/modelpress-fuzz mutate all --corpus Fuzz/Corpus \

@@ -7,6 +7,8 @@
 # (seconds, executions, new units, findings) and exits 1 when any target left a finding.
 # With FUZZ_KEEP_GOING=1 a target that found something is restarted (on its grown corpus) until its
 # time is used up, so one finding does not end a long run; executions are summed over the restarts.
+# With FUZZ_RUNS=N each target instead runs exactly N inputs from seed FUZZ_SEED (default 1), SECONDS
+# being only a cap: the same inputs on every machine, so `make test` cannot fail by chance.
 set -u
 bin=$1; seconds=$2; out=$3; shift 3
 dict_of() { case $1 in gguf|imatrix) echo Fuzz/Dictionaries/gguf.dict ;; recipe) echo Fuzz/Dictionaries/recipe.dict ;; *) echo Fuzz/Dictionaries/json.dict ;; esac; }
@@ -18,8 +20,9 @@ for t in "$@"; do
   dir=$out/$t
   mkdir -p "$dir/corpus"
   start=$(date +%s); elapsed=0; : > "$dir/log"
+  runs=(); [ -n "${FUZZ_RUNS:-}" ] && runs=(-runs="$FUZZ_RUNS" -seed="${FUZZ_SEED:-1}")
   while :; do
-    MODELPRESS_FUZZ_TARGET=$t "$bin" -max_total_time=$(( seconds - elapsed )) -rss_limit_mb=2048 -malloc_limit_mb=1024 -timeout=10 \
+    MODELPRESS_FUZZ_TARGET=$t "$bin" "${runs[@]}" -max_total_time=$(( seconds - elapsed )) -rss_limit_mb=2048 -malloc_limit_mb=1024 -timeout=10 \
       -max_len=65536 -detect_leaks=0 -print_final_stats=1 -dict="$(dict_of "$t")" -artifact_prefix="$dir/" \
       "$dir/corpus" "Fuzz/Corpus/$t" >> "$dir/log" 2>&1
     rc=$?
