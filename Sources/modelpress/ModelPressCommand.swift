@@ -14,4 +14,9 @@ struct ModelPressCommand: ParsableCommand {
         subcommands: [InspectCommand.self, CompressCommand.self, CheckCommand.self, PassesCommand.self, DecompressCommand.self,
                       ConvertCommand.self, MergeLoraCommand.self, ReportCommand.self, DiffCommand.self, SweepCommand.self]
     )
+
+    static func main() {
+        PeakMemoryRecord.installIfRequested()
+        main(nil)
+    }
 }

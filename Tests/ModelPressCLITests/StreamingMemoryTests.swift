@@ -7,8 +7,10 @@ import TestSupport
 /// Issue 11, part 2, as a regression test (the ~2 GB figures come from `modelpress-bench streaming`):
 /// on a sharded checkpoint of 32 F32 tensors of 2 MiB (64 MiB), the peak RSS of `compress`,
 /// `convert` and `decompress` above that of `inspect` on the same checkpoint stays under a quarter
-/// of the checkpoint (16 MiB, 8 tensors). Holding every result until the write, or keeping the
-/// input's mapped pages, costs about the whole checkpoint (64 MiB) and fails this.
+/// of the checkpoint (16 MiB, 8 tensors), plus, for the zstd runs, the archive's fixed working set
+/// (three chunk scratch buffers of 4 MiB of planes and 8 MiB of frames: 36 MiB). Holding every
+/// result until the write, or keeping the input's mapped pages, costs about the whole checkpoint
+/// (64 MiB) and fails this.
 @Suite("Streaming: peak memory follows the largest tensor, not the checkpoint")
 struct StreamingMemoryTests {
     static let tensorCount = 32, rows = 512, columns = 1024
@@ -39,17 +41,18 @@ struct StreamingMemoryTests {
         let pruned = try dir.write(text: "prune.magnitude sparsity=50%\nquantize.int bits=4 granularity=group:128\n", to: "p.recipe")
         let lossless = try dir.write(text: "output zstd=1\n", to: "lossless.recipe")
         let baseline = try PeakMemory.run(["inspect", model])
-        let runs: [(String, [String])] = [
-            ("compress int4", ["compress", model, "--recipe", w4, "-o", dir.url("w4.safetensors")]),
-            ("compress prune + int4", ["compress", model, "--recipe", pruned, "-o", dir.url("p.safetensors")]),
-            ("compress lossless", ["compress", model, "--recipe", lossless, "-o", dir.url("l.safetensors.zst")]),
-            ("decompress", ["decompress", dir.url("l.safetensors.zst"), "-o", dir.url("restored.safetensors")]),
-            ("convert to F16", ["convert", model, "-o", dir.url("f16.safetensors"), "--dtype", "f16"]),
+        let zstdScratch = 36 << 20
+        let runs: [(String, [String], Int)] = [
+            ("compress int4", ["compress", model, "--recipe", w4, "-o", dir.url("w4.safetensors")], 0),
+            ("compress prune + int4", ["compress", model, "--recipe", pruned, "-o", dir.url("p.safetensors")], 0),
+            ("compress lossless", ["compress", model, "--recipe", lossless, "-o", dir.url("l.safetensors.zst")], zstdScratch),
+            ("decompress", ["decompress", dir.url("l.safetensors.zst"), "-o", dir.url("restored.safetensors")], zstdScratch),
+            ("convert to F16", ["convert", model, "-o", dir.url("f16.safetensors"), "--dtype", "f16"], 0),
         ]
-        for (label, arguments) in runs {
+        for (label, arguments, fixed) in runs {
             let peak = try PeakMemory.run(arguments)
             let above = peak - baseline
-            #expect(above < Self.checkpointBytes / 4,
+            #expect(above < Self.checkpointBytes / 4 + fixed,
                     "\(label): peak \(peak >> 20) MiB, \(above >> 20) MiB above inspect's \(baseline >> 20) MiB, for a \(Self.checkpointBytes >> 20) MiB checkpoint")
         }
     }

@@ -3,9 +3,11 @@ import Foundation
 @preconcurrency import Glibc
 #endif
 
-/// Runs the `modelpress` binary and reads the child's peak resident set (`wait4`'s `ru_maxrss`,
-/// which counts touched pages of memory-mapped files too), for the streaming-memory tests and
-/// `modelpress-bench streaming`.
+/// Runs the `modelpress` binary and reads its peak resident set, which counts touched pages of
+/// memory-mapped files too, for the streaming-memory tests and `modelpress-bench streaming`. The
+/// child writes its own `VmHWM` at exit (`MODELPRESS_PEAK_RSS_FILE`): `wait4`'s `ru_maxrss` would
+/// include this (possibly large) process's high-water mark, which Linux carries into a
+/// `posix_spawn`ed child.
 public enum PeakMemory {
     public struct RunError: Error, CustomStringConvertible {
         public let description: String
@@ -23,15 +25,23 @@ public enum PeakMemory {
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        let record = NSTemporaryDirectory() + "/modelpress-peak-\(getpid())-\(UInt64.random(in: 0..<UInt64.max))"
+        defer { unlink(record) }
+        let variables: [String] = ProcessInfo.processInfo.environment.filter { $0.key != "MODELPRESS_PEAK_RSS_FILE" }
+            .map { "\($0.key)=\($0.value)" } + ["MODELPRESS_PEAK_RSS_FILE=" + record]
+        let environment: [UnsafeMutablePointer<CChar>?] = variables.map { strdup($0) } + [nil]
+        defer { environment.forEach { free($0) } }
         var pid: pid_t = 0
         let start = ContinuousClock.now
-        guard posix_spawn(&pid, binary, &actions, nil, argv, environ) == 0 else { throw RunError(description: "cannot start \(binary)") }
+        guard posix_spawn(&pid, binary, &actions, nil, argv, environment) == 0 else { throw RunError(description: "cannot start \(binary)") }
         var status: Int32 = 0
-        var usage = rusage()
-        while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         let elapsed = ContinuousClock.now - start
         guard status == 0 else { throw RunError(description: "modelpress \(arguments.joined(separator: " ")) failed (wait status \(status))") }
-        return (usage.ru_maxrss * 1024, Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
+        guard let text = try? String(contentsOfFile: record, encoding: .utf8), let peak = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            throw RunError(description: "modelpress \(arguments.joined(separator: " ")) wrote no peak memory record")
+        }
+        return (peak, Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
     }
 
     /// The peak RSS in bytes of `modelpress arguments...` (see `measure`).
