@@ -43,7 +43,7 @@ struct StreamingBenchmark {
         ]
         print("  command                        time      peak RSS   peak / largest BF16   peak / largest as F32")
         for (label, arguments) in runs {
-            let (seconds, peak) = try measure(binary, arguments)
+            let (peak, seconds) = try PeakMemory.measure(arguments, binary: binary)
             print("  " + label.padding(toLength: 30, withPad: " ", startingAt: 0)
                   + " " + (fixed(seconds, 1) + " s").leftPadded(7)
                   + " " + "\(peak >> 20) MiB".leftPadded(11)
@@ -92,28 +92,18 @@ struct StreamingBenchmark {
         return (total, 2 * rows * columns)
     }
 
-    /// Gaussian-like BF16 values (sum of two uniforms, scale 0.02) from a SplitMix64 stream.
+    /// Gaussian-like BF16 values (sum of two uniforms, scale 0.02) from a `SeededGenerator`.
     private static func bf16Tensor(_ shape: Shape, seed: UInt64) throws -> DenseTensor {
-        var state = seed &* 0x9E37_79B9_7F4A_7C15 &+ 1
+        var rng = SeededGenerator(seed: seed)
         let storage = ByteStorage(count: 2 * shape.elementCount) { raw in
             let out = raw.bindMemory(to: UInt16.self)
             for i in 0..<shape.elementCount {
-                state &+= 0x9E37_79B9_7F4A_7C15
-                var z = state
-                z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-                z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-                z ^= z >> 31
+                let z = rng.next()
                 let u = Float(z & 0xFFFF) / 65536 + Float((z >> 16) & 0xFFFF) / 65536 - 1
                 out[i] = UInt16(truncatingIfNeeded: (u * 0.04).bitPattern >> 16)
             }
         }
         return try DenseTensor(dtype: .bf16, shape: shape, storage: storage)
-    }
-
-    /// Runs the binary; returns (wall seconds, peak RSS in bytes). Fails on a non-zero exit.
-    private func measure(_ binary: String, _ arguments: [String]) throws -> (Double, Int) {
-        let (peak, seconds) = try PeakMemory.measure(arguments, binary: binary)
-        return (seconds, peak)
     }
 }
 

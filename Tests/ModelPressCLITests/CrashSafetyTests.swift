@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TensorCore
 import TestSupport
 #if canImport(Glibc)
 import Glibc
@@ -55,18 +56,6 @@ struct CrashSafetyTests {
         }
     }
 
-    /// SplitMix64: the same kill moments on every run of the test.
-    struct SeededGenerator: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     static func temporaries(in folder: String) throws -> [String] {
         try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.contains(".modelpress-tmp-") }.sorted()
     }
@@ -99,7 +88,7 @@ struct CrashSafetyTests {
 
         let outFolder = try dir.makeFolder("out")
         let output = outFolder + "/" + Self.outputName
-        var generator = SeededGenerator(state: 0x11_4C4A_5348)
+        var generator = SeededGenerator(seed: 0x11_4C4A_5348)   // the same kill moments on every run
         let kills = 10
         var leftovers = 0
         var killedRuns = 0
